@@ -1,0 +1,94 @@
+#include "cli/args.hpp"
+
+#include <charconv>
+#include <limits>
+#include <string>
+
+namespace apikeyd::cli {
+namespace {
+
+bool is_key_id(std::string_view text) {
+    constexpr size_t kRandomChars = 12;
+    if (text.size() != 2 + kRandomChars || !text.starts_with("k_")) {
+        return false;
+    }
+    for (const char c : text.substr(2)) {
+        if (!((c >= 'a' && c <= 'z') || (c >= '2' && c <= '7'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+std::optional<uint64_t> parse_count(std::string_view text) {
+    uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value == 0) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+std::optional<uint64_t> parse_duration_seconds(std::string_view text) {
+    if (text.size() < 2) {
+        return std::nullopt;
+    }
+    uint64_t unit = 0;
+    switch (text.back()) {
+        case 's':
+            unit = 1;
+            break;
+        case 'm':
+            unit = 60;
+            break;
+        case 'h':
+            unit = 3600;
+            break;
+        case 'd':
+            unit = 86400;
+            break;
+        default:
+            return std::nullopt;
+    }
+    // Bounded so that the expiry still fits in microseconds after adding
+    // it to the current time; apikeyd's own limit is far lower.
+    constexpr uint64_t kMaxSeconds = std::numeric_limits<uint64_t>::max() / 1'000'000 / 2;
+    const auto count = parse_count(text.substr(0, text.size() - 1));
+    if (!count || *count > kMaxSeconds / unit) {
+        return std::nullopt;
+    }
+    return *count * unit;
+}
+
+const CLI::Validator& key_id() {
+    static const CLI::Validator validator(
+        [](std::string& value) -> std::string {
+            return is_key_id(value) ? "" : "not a key id (k_ followed by 12 of a-z, 2-7)";
+        },
+        "", "KEY_ID");
+    return validator;
+}
+
+const CLI::Validator& duration() {
+    static const CLI::Validator validator(
+        [](std::string& value) -> std::string {
+            return parse_duration_seconds(value)
+                       ? ""
+                       : "'" + value + "' is not a duration (a number and s, m, h or d: 30d)";
+        },
+        "", "DURATION");
+    return validator;
+}
+
+const CLI::Validator& positive_count() {
+    static const CLI::Validator validator(
+        [](std::string& value) -> std::string {
+            return parse_count(value) ? "" : "'" + value + "' is not a whole number from 1 up";
+        },
+        "", "COUNT");
+    return validator;
+}
+
+}  // namespace apikeyd::cli

@@ -1,0 +1,332 @@
+#include "cli/output.hpp"
+
+#include <time.h>
+#include <wchar.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <type_traits>
+#include <variant>
+
+namespace apikeyd::cli {
+namespace {
+
+template <typename T>
+const T* field(const client::Dict& dict, const std::string& name) {
+    const auto it = dict.find(name);
+    return it == dict.end() ? nullptr : std::get_if<T>(&it->second);
+}
+
+struct CodePoint {
+    char32_t value;
+    size_t length;
+};
+
+// The daemon's strings arrived over D-Bus, which guarantees UTF-8; a bad
+// sequence is still handled (as one invalid byte) rather than trusted.
+std::optional<CodePoint> decode_utf8(std::string_view text) {
+    const auto lead = static_cast<unsigned char>(text[0]);
+    size_t length = 0;
+    char32_t value = 0;
+    if (lead < 0x80) {
+        return CodePoint{lead, 1};
+    } else if ((lead & 0xE0) == 0xC0) {
+        length = 2;
+        value = lead & 0x1F;
+    } else if ((lead & 0xF0) == 0xE0) {
+        length = 3;
+        value = lead & 0x0F;
+    } else if ((lead & 0xF8) == 0xF0) {
+        length = 4;
+        value = lead & 0x07;
+    } else {
+        return std::nullopt;
+    }
+    if (text.size() < length) {
+        return std::nullopt;
+    }
+    for (size_t i = 1; i < length; ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if ((c & 0xC0) != 0x80) {
+            return std::nullopt;
+        }
+        value = (value << 6) | (c & 0x3F);
+    }
+    return CodePoint{value, length};
+}
+
+bool needs_escape(char32_t c) {
+    const bool control = c < 0x20 || (c >= 0x7F && c <= 0x9F);
+    // Bidirectional controls can make text read differently from what it is.
+    const bool bidi = (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069) || c == 0x200E ||
+                      c == 0x200F || c == 0x061C;
+    return control || bidi;
+}
+
+size_t display_width(std::string_view text) {
+    size_t width = 0;
+    while (!text.empty()) {
+        const auto cp = decode_utf8(text);
+        const size_t length = cp ? cp->length : 1;
+        const int w = cp ? wcwidth(static_cast<wchar_t>(cp->value)) : -1;
+        width += w < 0 ? 1 : static_cast<size_t>(w);
+        text.remove_prefix(length);
+    }
+    return width;
+}
+
+std::string plural(uint64_t n, std::string_view unit) {
+    return std::to_string(n) + " " + std::string(unit) + (n == 1 ? "" : "s");
+}
+
+// Rounded to the nearest unit, so that a 30-day key made a moment ago
+// expires "in 30 days", not "in 29 days"; a figure that rounds up to the
+// next unit's limit moves on to that unit ("1 hour", not "60 minutes").
+std::string span_text(uint64_t seconds) {
+    constexpr uint64_t kDay = 86400;
+    struct Unit {
+        uint64_t seconds;
+        std::string_view name;
+        uint64_t limit;
+    };
+    constexpr Unit kUnits[] = {
+        {1, "second", 60}, {60, "minute", 60},       {3600, "hour", 24},
+        {kDay, "day", 45}, {30 * kDay, "month", 12},
+    };
+    for (const auto& unit : kUnits) {
+        const uint64_t n = (seconds + unit.seconds / 2) / unit.seconds;
+        if (n < unit.limit) {
+            return plural(n, unit.name);
+        }
+    }
+    return plural((seconds + 365 * kDay / 2) / (365 * kDay), "year");
+}
+
+void pad(std::ostream& out, std::string_view text, size_t width) {
+    out << text;
+    for (size_t w = display_width(text); w < width; ++w) {
+        out << ' ';
+    }
+}
+
+}  // namespace
+
+std::string text_field(const client::Dict& dict, const std::string& name) {
+    const auto* v = field<std::string>(dict, name);
+    return v ? *v : std::string();
+}
+
+uint64_t number_field(const client::Dict& dict, const std::string& name) {
+    if (const auto* v = field<uint64_t>(dict, name)) {
+        return *v;
+    }
+    if (const auto* v = field<uint32_t>(dict, name)) {
+        return *v;
+    }
+    if (const auto* v = field<int64_t>(dict, name)) {
+        return *v < 0 ? 0 : static_cast<uint64_t>(*v);
+    }
+    return 0;
+}
+
+bool flag_field(const client::Dict& dict, const std::string& name) {
+    const auto* v = field<bool>(dict, name);
+    return v && *v;
+}
+
+std::vector<std::string> list_field(const client::Dict& dict, const std::string& name) {
+    const auto* v = field<std::vector<std::string>>(dict, name);
+    return v ? *v : std::vector<std::string>();
+}
+
+std::vector<client::Dict> dicts_field(const client::Dict& dict, const std::string& name) {
+    const auto* v = field<std::vector<client::Dict>>(dict, name);
+    return v ? *v : std::vector<client::Dict>();
+}
+
+std::string printable(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    while (!text.empty()) {
+        const auto cp = decode_utf8(text);
+        char escape[16];
+        if (!cp) {
+            std::snprintf(escape, sizeof escape, "\\x%02x", static_cast<unsigned char>(text[0]));
+            out += escape;
+            text.remove_prefix(1);
+            continue;
+        }
+        if (needs_escape(cp->value)) {
+            if (cp->value < 0x80) {
+                std::snprintf(escape, sizeof escape, "\\x%02x", static_cast<unsigned>(cp->value));
+            } else {
+                std::snprintf(escape, sizeof escape, "\\u%04x", static_cast<unsigned>(cp->value));
+            }
+            out += escape;
+        } else {
+            out.append(text.substr(0, cp->length));
+        }
+        text.remove_prefix(cp->length);
+    }
+    return out;
+}
+
+std::string join(const std::vector<std::string>& parts, std::string_view separator) {
+    std::string out;
+    for (const auto& part : parts) {
+        if (!out.empty()) {
+            out += separator;
+        }
+        out += part;
+    }
+    return out;
+}
+
+uint64_t now_usec() {
+    using namespace std::chrono;
+    return static_cast<uint64_t>(
+        duration_cast<microseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+std::string relative_time(uint64_t usec, uint64_t now) {
+    if (usec == 0) {
+        return "never";
+    }
+    constexpr uint64_t kUsecPerSec = 1'000'000;
+    if (usec > now) {
+        const uint64_t seconds = (usec - now) / kUsecPerSec;
+        return seconds == 0 ? "just now" : "in " + span_text(seconds);
+    }
+    const uint64_t seconds = (now - usec) / kUsecPerSec;
+    return seconds == 0 ? "just now" : span_text(seconds) + " ago";
+}
+
+std::string absolute_time(uint64_t usec) {
+    const auto seconds = static_cast<time_t>(usec / 1'000'000);
+    tm local{};
+    char text[64];
+    if (localtime_r(&seconds, &local) == nullptr ||
+        strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S %Z", &local) == 0) {
+        return "@" + std::to_string(seconds);
+    }
+    return text;
+}
+
+std::string full_time(uint64_t usec, uint64_t now) {
+    if (usec == 0) {
+        return "never";
+    }
+    return absolute_time(usec) + " (" + relative_time(usec, now) + ")";
+}
+
+std::string duration_text(uint64_t seconds) {
+    constexpr std::pair<uint64_t, std::string_view> kUnits[] = {
+        {86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
+    for (const auto& [size, unit] : kUnits) {
+        if (seconds % size == 0) {
+            return plural(seconds / size, unit);
+        }
+    }
+    return plural(seconds, "second");
+}
+
+Table::Table(std::vector<std::string> headers) : headers_(std::move(headers)) {}
+
+void Table::add_row(std::vector<std::string> cells) {
+    cells.resize(headers_.size());
+    for (auto& cell : cells) {
+        cell = printable(cell);
+    }
+    rows_.push_back(std::move(cells));
+}
+
+void Table::print(std::ostream& out, std::string_view indent) const {
+    std::vector<size_t> widths;
+    for (const auto& header : headers_) {
+        widths.push_back(display_width(header));
+    }
+    for (const auto& row : rows_) {
+        for (size_t i = 0; i < row.size(); ++i) {
+            widths[i] = std::max(widths[i], display_width(row[i]));
+        }
+    }
+    const auto print_row = [&](const std::vector<std::string>& row) {
+        out << indent;
+        for (size_t i = 0; i < row.size(); ++i) {
+            if (i + 1 == row.size()) {
+                out << row[i];
+            } else {
+                pad(out, row[i], widths[i]);
+                out << "  ";
+            }
+        }
+        out << '\n';
+    };
+    print_row(headers_);
+    for (const auto& row : rows_) {
+        print_row(row);
+    }
+}
+
+void print_fields(std::ostream& out, const Fields& fields, std::string_view indent) {
+    size_t width = 0;
+    for (const auto& [label, value] : fields) {
+        width = std::max(width, display_width(label) + 1);
+    }
+    for (const auto& [label, value] : fields) {
+        out << indent;
+        pad(out, label + ":", width + 2);
+        out << printable(value) << '\n';
+    }
+}
+
+nlohmann::json to_json(const client::Value& value) {
+    return std::visit(
+        [](const auto& v) -> nlohmann::json {
+            using T = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<T, std::vector<client::Dict>>) {
+                auto array = nlohmann::json::array();
+                for (const auto& d : v) {
+                    array.push_back(to_json(d));
+                }
+                return array;
+            } else {
+                return v;
+            }
+        },
+        static_cast<const client::Value::variant&>(value));
+}
+
+nlohmann::json to_json(const client::Dict& dict) {
+    auto object = nlohmann::json::object();
+    for (const auto& [name, value] : dict) {
+        object[name] = to_json(value);
+    }
+    return object;
+}
+
+void print_json(const nlohmann::json& json) {
+    std::cout << json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+}
+
+void append_json_string(SecretText& out, std::string_view text) {
+    out.append("\"");
+    for (const char c : text) {
+        if (c == '"' || c == '\\') {
+            const char escaped[] = {'\\', c};
+            out.append({escaped, 2});
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            char escaped[8];
+            std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned char>(c));
+            out.append(escaped);
+        } else {
+            out.append({&c, 1});
+        }
+    }
+    out.append("\"");
+}
+
+}  // namespace apikeyd::cli

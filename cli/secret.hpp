@@ -1,0 +1,84 @@
+#pragma once
+// Buffers for key text and secrets read or received by apikeyctl. Every byte
+// that ever held a secret is zeroed before its memory is given back, also
+// when the buffer grows: a plain std::string would leave copies behind in
+// freed heap blocks.
+
+#include <string.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace apikeyd::cli {
+
+inline void wipe(void* data, size_t size) {
+    explicit_bzero(data, size);
+}
+
+template <typename Bytes>
+void wipe(Bytes& bytes) {
+    explicit_bzero(bytes.data(), bytes.size() * sizeof(typename Bytes::value_type));
+}
+
+// Zeroes a container the client library filled, however the scope is left.
+template <typename Bytes>
+class WipeOnExit {
+  public:
+    explicit WipeOnExit(Bytes& bytes) : bytes_(bytes) {}
+    ~WipeOnExit() { wipe(bytes_); }
+    WipeOnExit(const WipeOnExit&) = delete;
+    WipeOnExit& operator=(const WipeOnExit&) = delete;
+
+  private:
+    Bytes& bytes_;
+};
+
+// Bytes is std::string (key text) or std::vector<uint8_t> (secrets), the
+// types the D-Bus client takes.
+template <typename Bytes>
+class Secret {
+  public:
+    Secret() = default;
+    ~Secret() { wipe(bytes_); }
+    Secret(const Secret&) = delete;
+    Secret& operator=(const Secret&) = delete;
+
+    void append(std::string_view data) {
+        if (bytes_.size() + data.size() > bytes_.capacity()) {
+            Bytes bigger;
+            bigger.reserve(
+                std::max({bytes_.capacity() * 2, bytes_.size() + data.size(), size_t{64}}));
+            bigger.insert(bigger.end(), bytes_.begin(), bytes_.end());
+            wipe(bytes_);
+            bytes_.swap(bigger);
+        }
+        bytes_.insert(bytes_.end(), data.begin(), data.end());
+    }
+
+    void pop_back() {
+        bytes_.back() = 0;
+        bytes_.pop_back();
+    }
+
+    bool ends_with(char c) const {
+        return !bytes_.empty() && bytes_.back() == static_cast<typename Bytes::value_type>(c);
+    }
+    bool empty() const { return bytes_.empty(); }
+    size_t size() const { return bytes_.size(); }
+    const Bytes& bytes() const { return bytes_; }
+    std::string_view view() const {
+        return {reinterpret_cast<const char*>(bytes_.data()), bytes_.size()};
+    }
+
+  private:
+    Bytes bytes_;
+};
+
+using SecretText = Secret<std::string>;
+using SecretBytes = Secret<std::vector<uint8_t>>;
+
+}  // namespace apikeyd::cli

@@ -1,0 +1,36 @@
+#pragma once
+// Reading secrets from standard input, a file or the terminal (without
+// echo), and writing them out again, all through read(2)/write(2) so that no
+// stdio or iostream buffer keeps a copy.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "cli/secret.hpp"
+
+namespace apikeyd::cli {
+
+bool is_tty(int fd);
+
+// The first line of `fd`, without its line end ("\n" or "\r\n"). Refuses a
+// line longer than `max` bytes with a UsageError that names `what`.
+void read_first_line(int fd, SecretText& out, size_t max, std::string_view what);
+
+// Everything up to end of file. Refuses more than `max` bytes.
+template <typename Bytes>
+void read_all(int fd, Secret<Bytes>& out, size_t max, std::string_view what);
+
+// Shows `prompt` on stderr and reads one line from the terminal on stdin
+// with echo off. Ctrl-C and other signals put the echo back before the
+// process dies.
+template <typename Bytes>
+void prompt_hidden(std::string_view prompt, Secret<Bytes>& out, size_t max, std::string_view what);
+
+// Asks a yes/no question on stderr and reads the answer from stdin; only "y"
+// or "yes" is yes.
+bool confirm(std::string_view question);
+
+void write_all(int fd, std::string_view data);
+
+}  // namespace apikeyd::cli

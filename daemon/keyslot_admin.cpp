@@ -1,0 +1,96 @@
+#include "daemon/keyslot_admin.hpp"
+
+#include <algorithm>
+
+#include "daemon/keyslots/recovery_keyslot.hpp"
+#include "daemon/keyslots/tpm2_keyslot.hpp"
+#include "daemon/validation.hpp"
+
+namespace apikeyd {
+namespace {
+
+// Whoever holds a keyslot holds every key, so managing slots is root's alone.
+Result<void> require_root(const Caller& caller, std::string_view what) {
+    if (!caller.is_root()) {
+        return make_error(ErrorCode::AccessDenied, "Only root may " + std::string(what));
+    }
+    return {};
+}
+
+Result<void> check_pcrs(std::vector<uint32_t>& pcrs) {
+    std::sort(pcrs.begin(), pcrs.end());
+    pcrs.erase(std::unique(pcrs.begin(), pcrs.end()), pcrs.end());
+    for (const uint32_t pcr : pcrs) {
+        if (pcr >= Tpm2Keyslot::kPcrCount) {
+            return make_error(ErrorCode::InvalidArgument,
+                              "Invalid option 'pcrs': PCR " + std::to_string(pcr) +
+                                  " does not exist; PCRs are 0-" +
+                                  std::to_string(Tpm2Keyslot::kPcrCount - 1));
+        }
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<AddedKeyslot> KeyslotAdmin::add(const Caller& caller, AddKeyslotRequest request) {
+    if (auto ok = require_root(caller, "add keyslots"); !ok) {
+        return ok.error();
+    }
+    if (request.type == Tpm2Keyslot::kType) {
+        if (auto ok = check_pcrs(request.pcrs); !ok) {
+            return ok.error();
+        }
+        if (request.pin.size() > Tpm2Keyslot::kMaxPinSize) {
+            return make_error(ErrorCode::InvalidArgument,
+                              "Invalid option 'pin': at most " +
+                                  std::to_string(Tpm2Keyslot::kMaxPinSize) + " bytes");
+        }
+        Tpm2Keyslot protector(Tpm2EnrollOptions{std::move(request.tcti), std::move(request.pcrs),
+                                                std::move(request.pin)});
+        auto id = keyslots_.add(protector);
+        if (!id) {
+            return id.error();
+        }
+        return AddedKeyslot{std::move(*id), SecretBuffer()};
+    }
+    if (request.type == RecoveryKeyslot::kType) {
+        if (!request.tcti.empty() || !request.pcrs.empty() || !request.pin.empty()) {
+            return make_error(ErrorCode::InvalidArgument,
+                              "A recovery keyslot takes no options (tcti, pcrs and pin are for "
+                              "tpm2)");
+        }
+        RecoveryKeyslot protector;
+        auto id = keyslots_.add(protector);
+        if (!id) {
+            return id.error();
+        }
+        SecretBuffer recovery_key(protector.recovery_key().span());
+        return AddedKeyslot{std::move(*id), std::move(recovery_key)};
+    }
+    return make_error(ErrorCode::InvalidArgument, "Invalid keyslot type " +
+                                                      validation::quote_for_message(request.type) +
+                                                      ": use tpm2 or recovery");
+}
+
+Result<void> KeyslotAdmin::remove(const Caller& caller, std::string_view id) {
+    if (auto ok = require_root(caller, "remove keyslots"); !ok) {
+        return ok;
+    }
+    return keyslots_.remove(id);
+}
+
+Result<void> KeyslotAdmin::unlock(const Caller& caller, std::string_view type,
+                                  const UnlockCredentials& credentials) {
+    if (auto ok = require_root(caller, "unlock apikeyd"); !ok) {
+        return ok;
+    }
+    if (type != Tpm2Keyslot::kType && type != RecoveryKeyslot::kType) {
+        return make_error(ErrorCode::InvalidArgument,
+                          "Invalid keyslot type " + validation::quote_for_message(type) +
+                              ": unlock with tpm2 (a PIN) or recovery (the recovery key)");
+    }
+    return keyslots_.unlock_with(type, credentials);
+}
+
+}  // namespace apikeyd

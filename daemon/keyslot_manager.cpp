@@ -1,0 +1,196 @@
+#include "daemon/keyslot_manager.hpp"
+
+#include <algorithm>
+
+#include "daemon/ids.hpp"
+#include "daemon/keyslots/recovery_keyslot.hpp"
+#include "daemon/keyslots/software_keyslot.hpp"
+#include "daemon/keyslots/tpm2_keyslot.hpp"
+#include "daemon/validation.hpp"
+
+namespace apikeyd {
+namespace {
+constexpr std::string_view kCheckValueMeta = "master_key_check";
+}
+
+KeyslotManager::KeyslotManager(Store& store, std::filesystem::path state_directory,
+                               const Clock& clock)
+    : store_(store), state_directory_(std::move(state_directory)), clock_(clock) {}
+
+Result<bool> KeyslotManager::initialized() {
+    auto slots = store_.list_keyslots();
+    if (!slots) {
+        return slots.error();
+    }
+    keyslots_ = std::move(*slots);
+    return !keyslots_.empty();
+}
+
+std::unique_ptr<KeyslotProtector> KeyslotManager::protector_for(std::string_view type) const {
+    if (type == SoftwareKeyslot::kType) {
+        return std::make_unique<SoftwareKeyslot>(state_directory_);
+    }
+    if (type == Tpm2Keyslot::kType) {
+        return std::make_unique<Tpm2Keyslot>();
+    }
+    if (type == RecoveryKeyslot::kType) {
+        return std::make_unique<RecoveryKeyslot>();
+    }
+    return nullptr;
+}
+
+bool KeyslotManager::has_keyslot_of_type(std::string_view type) const {
+    return std::any_of(keyslots_.begin(), keyslots_.end(),
+                       [&](const auto& slot) { return slot.type == type; });
+}
+
+Result<void> KeyslotManager::initialize(KeyslotProtector& protector) {
+    auto master = MasterKey::generate();
+    if (!master) {
+        return master.error();
+    }
+    auto check = MasterKey::check_value(*master);
+    auto id = new_keyslot_id();
+    if (!check || !id) {
+        return make_error(ErrorCode::Internal, "Cannot create the master key");
+    }
+    KeyslotRecord slot;
+    slot.id = std::move(*id);
+    slot.type = std::string(protector.type());
+    slot.created_usec = clock_.now_usec();
+    if (auto ok = protector.enroll(*master, slot); !ok) {
+        return ok;
+    }
+    auto stored = store_.transaction([&]() -> Result<void> {
+        if (auto ok = store_.insert_keyslot(slot); !ok) {
+            return ok;
+        }
+        return store_.set_meta(kCheckValueMeta, *check);
+    });
+    if (!stored) {
+        return stored;
+    }
+    keyslots_.push_back(std::move(slot));
+    return accept(std::move(*master));
+}
+
+Result<void> KeyslotManager::accept(SecretBuffer master) {
+    auto stored = store_.get_meta(kCheckValueMeta);
+    if (!stored) {
+        return stored.error();
+    }
+    auto check = MasterKey::check_value(master);
+    if (!check) {
+        return check.error();
+    }
+    if (!*stored || !crypto::equal_ct(*check, **stored)) {
+        return make_error(ErrorCode::AccessDenied,
+                          "it yielded a master key that does not match this installation's check "
+                          "value");
+    }
+    auto derived = MasterKey::derive(master);
+    if (!derived) {
+        return derived.error();
+    }
+    master_key_.emplace(std::move(*derived));
+    master_ = std::move(master);
+    lock_reason_.clear();
+    return {};
+}
+
+void KeyslotManager::unlock() {
+    if (keyslots_.empty()) {
+        lock_reason_ = "no keyslot is enrolled";
+        return;
+    }
+    std::string reasons;
+    for (const auto& slot : keyslots_) {
+        auto protector = protector_for(slot.type);
+        Result<void> outcome = make_error(ErrorCode::Internal, "unknown keyslot type");
+        if (protector) {
+            auto master = protector->unseal(slot, UnlockCredentials{});
+            outcome = master ? accept(std::move(*master)) : Result<void>(master.error());
+        }
+        if (outcome) {
+            return;
+        }
+        reasons += (reasons.empty() ? "" : "; ") + slot.type + " keyslot " + slot.id + ": " +
+                   outcome.error().message;
+    }
+    lock_reason_ = "no keyslot could unlock the master key (" + reasons + ")";
+}
+
+Result<void> KeyslotManager::unlock_with(std::string_view type,
+                                         const UnlockCredentials& credentials) {
+    if (!locked()) {
+        return make_error(ErrorCode::InvalidArgument, "apikeyd is not locked");
+    }
+    auto protector = protector_for(type);
+    if (!protector || !has_keyslot_of_type(type)) {
+        return make_error(ErrorCode::NotFound, "No " + std::string(type) + " keyslot is enrolled");
+    }
+    Error last = make_error(ErrorCode::AccessDenied, "no keyslot matched");
+    for (const auto& slot : keyslots_) {
+        if (slot.type != type) {
+            continue;
+        }
+        auto master = protector->unseal(slot, credentials);
+        auto outcome = master ? accept(std::move(*master)) : Result<void>(master.error());
+        if (outcome) {
+            return {};
+        }
+        last = outcome.error();
+    }
+    last.message = "Cannot unlock with the " + std::string(type) + " keyslot: " + last.message;
+    return last;
+}
+
+Result<std::string> KeyslotManager::add(KeyslotProtector& protector) {
+    if (locked()) {
+        return make_error(ErrorCode::Locked, "apikeyd is locked: " + lock_reason_);
+    }
+    auto id = new_keyslot_id();
+    if (!id) {
+        return id.error();
+    }
+    KeyslotRecord slot;
+    slot.id = std::move(*id);
+    slot.type = std::string(protector.type());
+    slot.created_usec = clock_.now_usec();
+    if (auto ok = protector.enroll(master_, slot); !ok) {
+        return ok.error();
+    }
+    if (auto ok = store_.insert_keyslot(slot); !ok) {
+        return ok.error();
+    }
+    keyslots_.push_back(slot);
+    return slot.id;
+}
+
+Result<void> KeyslotManager::remove(std::string_view id) {
+    if (auto ok = validation::check_keyslot_id(id); !ok) {
+        return ok;
+    }
+    const auto it = std::find_if(keyslots_.begin(), keyslots_.end(),
+                                 [&](const auto& slot) { return slot.id == id; });
+    if (it == keyslots_.end()) {
+        return make_error(ErrorCode::NotFound, "No keyslot with id '" + std::string(id) + "'");
+    }
+    if (keyslots_.size() == 1) {
+        return make_error(ErrorCode::InvalidArgument,
+                          "Keyslot " + it->id +
+                              " is the last one; add another before removing it, or the keys "
+                              "could never be opened again");
+    }
+    if (auto ok = store_.delete_keyslot(id); !ok) {
+        return ok;
+    }
+    const KeyslotRecord removed = *it;
+    keyslots_.erase(it);
+    if (auto protector = protector_for(removed.type)) {
+        return protector->forget(removed);
+    }
+    return {};
+}
+
+}  // namespace apikeyd

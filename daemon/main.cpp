@@ -1,0 +1,253 @@
+// apikeyd: creates, keeps and checks API keys; serves org.apikeyd1 on the
+// system bus. One sd-event loop: the bus, SIGTERM/SIGINT, the usage flush
+// timer and the watchdog.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include "daemon/key_service.hpp"
+#include "daemon/keyslot_admin.hpp"
+#include "daemon/keyslot_manager.hpp"
+#include "daemon/keyslots/software_keyslot.hpp"
+#include "daemon/keyslots/tpm2_keyslot.hpp"
+#include "daemon/log.hpp"
+#include "daemon/process_hardening.hpp"
+#include "daemon/store.hpp"
+#include "dbus/manager_object.hpp"
+#include "dbus/sdbus.hpp"
+#include "version.hpp"
+
+namespace apikeyd {
+namespace {
+
+using EventPtr = std::unique_ptr<sd_event, sdbus::Unreffer<sd_event_unref>>;
+using EventSourcePtr = std::unique_ptr<sd_event_source, sdbus::Unreffer<sd_event_source_unref>>;
+
+constexpr uint64_t kUsageFlushIntervalUsec = 1'000'000;
+constexpr const char* kDefaultStateDirectory = "/var/lib/apikeyd";
+
+struct Flags {
+    std::string state_directory;
+    std::string tpm2_device;
+    bool insecure_software_keyslot = false;
+};
+
+std::string errno_text(int error) {
+    return std::strerror(error < 0 ? -error : error);
+}
+
+std::filesystem::path resolve_state_directory(const Flags& flags) {
+    if (!flags.state_directory.empty()) {
+        return flags.state_directory;
+    }
+    // systemd may pass several directories separated by ':'; ours is the first.
+    if (const char* env = getenv("STATE_DIRECTORY"); env && *env) {
+        const std::string dirs(env);
+        return dirs.substr(0, dirs.find(':'));
+    }
+    return kDefaultStateDirectory;
+}
+
+// One daemon per state directory: a second one would race the first on the
+// database and the keyslots.
+Result<int> lock_state_directory(const std::filesystem::path& dir) {
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+        return make_error(ErrorCode::Internal, "Cannot create state directory " + dir.string() +
+                                                   ": " + errno_text(errno));
+    }
+    const auto lock_path = dir / "apikeyd.lock";
+    const int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return make_error(ErrorCode::Internal,
+                          "Cannot open " + lock_path.string() + ": " + errno_text(errno));
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return make_error(ErrorCode::Internal, "Another apikeyd is already using " + dir.string());
+    }
+    return fd;
+}
+
+Result<void> prepare_keyslots(KeyslotManager& keyslots, const Flags& flags,
+                              const std::filesystem::path& dir) {
+    auto initialized = keyslots.initialized();
+    if (!initialized) {
+        return initialized.error();
+    }
+    if (!*initialized) {
+        // An explicit choice wins; otherwise the TPM, where there is one.
+        if (flags.insecure_software_keyslot) {
+            SoftwareKeyslot software(dir);
+            if (auto ok = keyslots.initialize(software); !ok) {
+                return ok;
+            }
+            log::notice("Created a new master key in a software keyslot");
+        } else if (const auto tcti =
+                       flags.tpm2_device.empty() ? Tpm2Keyslot::default_tcti() : flags.tpm2_device;
+                   !tcti.empty()) {
+            Tpm2Keyslot tpm2(Tpm2EnrollOptions{tcti, {}, SecretBuffer()});
+            if (auto ok = keyslots.initialize(tpm2); !ok) {
+                return make_error(ok.error().code, "Cannot seal a new master key with the TPM at " +
+                                                       tcti + ": " + ok.error().message);
+            }
+            log::notice("Created a new master key sealed by the TPM at " + tcti);
+        } else {
+            return make_error(
+                ErrorCode::InvalidArgument,
+                "This state directory has no keyslot yet and there is no TPM at /dev/tpmrm0. "
+                "Choose how to seal the master key: --tpm2-device=TCTI (e.g. "
+                "swtpm:host=127.0.0.1,port=2321) or, for development only, "
+                "--insecure-software-keyslot. PKCS#11 keyslots are not implemented yet.");
+        }
+    } else {
+        keyslots.unlock();
+    }
+    if (keyslots.has_keyslot_of_type(SoftwareKeyslot::kType)) {
+        log::warning("INSECURE: a software keyslot is in use; the master key lies unprotected in " +
+                     dir.string() + " (development only)");
+    }
+    if (keyslots.locked()) {
+        log::warning("Starting locked: " + keyslots.lock_reason());
+    }
+    return {};
+}
+
+int on_stop_signal(sd_event_source* source, const signalfd_siginfo*, void*) {
+    log::notice("Stopping");
+    return sd_event_exit(sd_event_source_get_event(source), 0);
+}
+
+int on_flush_timer(sd_event_source* source, uint64_t, void* userdata) {
+    auto* service = static_cast<KeyService*>(userdata);
+    if (auto ok = service->flush_usage(); !ok) {
+        log::error("Cannot record key usage (will retry): " + ok.error().message);
+    }
+    return sd_event_source_set_time_relative(source, kUsageFlushIntervalUsec);
+}
+
+int serve(const Flags& flags) {
+    const auto dir = resolve_state_directory(flags);
+    auto lock_fd = lock_state_directory(dir);
+    if (!lock_fd) {
+        log::error(lock_fd.error().message);
+        return EXIT_FAILURE;
+    }
+    auto store = Store::open(dir / Store::kFileName);
+    if (!store) {
+        log::error(store.error().message);
+        return EXIT_FAILURE;
+    }
+    SystemClock clock;
+    KeyslotManager keyslots(**store, dir, clock);
+    if (auto ok = prepare_keyslots(keyslots, flags, dir); !ok) {
+        log::error(ok.error().message);
+        return EXIT_FAILURE;
+    }
+    KeyService service(**store, keyslots, clock);
+    KeyslotAdmin keyslot_admin(keyslots);
+
+    sd_event* raw_event = nullptr;
+    if (int r = sd_event_default(&raw_event); r < 0) {
+        log::error("Cannot create the event loop: " + errno_text(r));
+        return EXIT_FAILURE;
+    }
+    EventPtr event(raw_event);
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    sd_event_source* raw_source = nullptr;
+    sd_event_add_signal(event.get(), &raw_source, SIGTERM, on_stop_signal, nullptr);
+    EventSourcePtr sigterm(raw_source);
+    sd_event_add_signal(event.get(), &raw_source, SIGINT, on_stop_signal, nullptr);
+    EventSourcePtr sigint(raw_source);
+    if (!sigterm || !sigint) {
+        log::error("Cannot watch SIGTERM/SIGINT");
+        return EXIT_FAILURE;
+    }
+    int r = sd_event_add_time_relative(event.get(), &raw_source, CLOCK_MONOTONIC,
+                                       kUsageFlushIntervalUsec, 0, on_flush_timer, &service);
+    EventSourcePtr flush_timer(raw_source);
+    if (r < 0 || sd_event_source_set_enabled(flush_timer.get(), SD_EVENT_ON) < 0) {
+        log::error("Cannot start the usage flush timer");
+        return EXIT_FAILURE;
+    }
+    sd_event_set_watchdog(event.get(), true);
+
+    sd_bus* raw_bus = nullptr;
+    if (r = sd_bus_open_system(&raw_bus); r < 0) {
+        log::error("Cannot connect to the system bus: " + errno_text(r));
+        return EXIT_FAILURE;
+    }
+    sdbus::BusPtr bus(raw_bus);
+    sd_bus_set_exit_on_disconnect(bus.get(), true);
+    if (r = sd_bus_attach_event(bus.get(), event.get(), SD_EVENT_PRIORITY_NORMAL); r < 0) {
+        log::error("Cannot attach the bus to the event loop: " + errno_text(r));
+        return EXIT_FAILURE;
+    }
+    auto manager = bus::ManagerObject::create(bus.get(), service, keyslot_admin);
+    if (!manager) {
+        log::error(manager.error().message);
+        return EXIT_FAILURE;
+    }
+    if (r = sd_bus_request_name(bus.get(), bus::kBusName, 0); r < 0) {
+        log::error(std::string("Cannot own the bus name ") + bus::kBusName + ": " + errno_text(r) +
+                   " (is another apikeyd running, or does the bus policy not allow this user?)");
+        return EXIT_FAILURE;
+    }
+
+    log::notice(std::string("apikeyd ") + kVersion + " serving " + bus::kBusName +
+                "; state directory " + dir.string() + (keyslots.locked() ? "; LOCKED" : ""));
+    sd_notify(0, keyslots.locked() ? "READY=1\nSTATUS=Locked: no keyslot could unlock"
+                                   : "READY=1\nSTATUS=Serving");
+    r = sd_event_loop(event.get());
+    sd_notify(0, "STOPPING=1");
+    if (auto ok = service.flush_usage(); !ok) {
+        log::error("Cannot record key usage at shutdown: " + ok.error().message);
+    }
+    if (r < 0) {
+        log::error("The event loop failed: " + errno_text(r));
+        return EXIT_FAILURE;
+    }
+    return EXIT_SUCCESS;
+}
+
+}  // namespace
+}  // namespace apikeyd
+
+int main(int argc, char** argv) {
+    // tpm2-tss logs to stderr by default; keep its chatter out unless asked.
+    setenv("TSS2_LOG", "all+none", 0);
+    if (auto ok = apikeyd::harden_process(); !ok) {
+        apikeyd::log::error(ok.error().message);
+        return EXIT_FAILURE;
+    }
+    apikeyd::Flags flags;
+    CLI::App app{"apikeyd: creates, keeps and checks API keys sealed by hardware, over D-Bus"};
+    app.add_option("--state-directory", flags.state_directory,
+                   "Where the database and keyslots live (default: $STATE_DIRECTORY, else "
+                   "/var/lib/apikeyd)");
+    app.add_option("--tpm2-device", flags.tpm2_device,
+                   "On a first start, seal the master key with the TPM at this TCTI (default: "
+                   "device:/dev/tpmrm0 where it exists)");
+    app.add_flag("--insecure-software-keyslot", flags.insecure_software_keyslot,
+                 "On a first start, keep the master key unprotected in the state directory "
+                 "(development only)");
+    app.set_version_flag("--version", apikeyd::kVersion);
+    CLI11_PARSE(app, argc, argv);
+    return apikeyd::serve(flags);
+}

@@ -1,0 +1,51 @@
+#include "daemon/rate_limiter.hpp"
+
+#include <algorithm>
+
+namespace apikeyd {
+namespace {
+// Buckets of callers that have fully refilled carry no information; past this
+// many tracked callers they are dropped so the map cannot grow without bound.
+constexpr size_t kMaxTrackedCallers = 4096;
+}  // namespace
+
+FailureRateLimiter::FailureRateLimiter(const Clock& clock, double burst, double refill_per_minute)
+    : clock_(clock), burst_(burst), refill_per_usec_(refill_per_minute / (60.0 * kUsecPerSec)) {}
+
+FailureRateLimiter::Bucket& FailureRateLimiter::refreshed(uint32_t uid) {
+    const uint64_t now = clock_.now_usec();
+    auto [it, inserted] = buckets_.try_emplace(uid, Bucket{burst_, now});
+    Bucket& bucket = it->second;
+    if (!inserted && now > bucket.updated_usec) {
+        bucket.tokens =
+            std::min(burst_, bucket.tokens +
+                                 static_cast<double>(now - bucket.updated_usec) * refill_per_usec_);
+    }
+    bucket.updated_usec = now;
+    return bucket;
+}
+
+bool FailureRateLimiter::blocked(uint32_t uid) {
+    const auto it = buckets_.find(uid);
+    return it != buckets_.end() && refreshed(uid).tokens < 1.0;
+}
+
+void FailureRateLimiter::record_failure(uint32_t uid) {
+    if (buckets_.size() >= kMaxTrackedCallers) {
+        forget_idle_callers();
+    }
+    Bucket& bucket = refreshed(uid);
+    bucket.tokens = std::max(0.0, bucket.tokens - 1.0);
+}
+
+void FailureRateLimiter::forget_idle_callers() {
+    const uint64_t now = clock_.now_usec();
+    std::erase_if(buckets_, [&](const auto& entry) {
+        const Bucket& b = entry.second;
+        const double refilled =
+            b.tokens + static_cast<double>(now - std::min(now, b.updated_usec)) * refill_per_usec_;
+        return refilled >= burst_;
+    });
+}
+
+}  // namespace apikeyd

@@ -1,0 +1,542 @@
+#include "daemon/store.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace apikeyd {
+namespace {
+
+// The ordered chain of migrations: entry N brings schema N to N+1.
+constexpr const char* kMigrations[] = {
+    R"sql(
+    CREATE TABLE meta (
+        name  TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    CREATE TABLE keyslots (
+        id           TEXT PRIMARY KEY,
+        type         TEXT NOT NULL,
+        created_usec INTEGER NOT NULL,
+        params       TEXT NOT NULL,
+        sealed       BLOB NOT NULL
+    );
+    CREATE TABLE keys (
+        id             TEXT PRIMARY KEY,
+        owner_uid      INTEGER NOT NULL,
+        kind           TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        description    TEXT NOT NULL,
+        scopes         TEXT NOT NULL,
+        created_usec   INTEGER NOT NULL,
+        expires_usec   INTEGER NOT NULL,
+        max_uses       INTEGER NOT NULL,
+        revoked        INTEGER NOT NULL,
+        revoked_usec   INTEGER NOT NULL,
+        revoke_reason  TEXT NOT NULL,
+        lookup         BLOB UNIQUE,
+        sealed_secret  BLOB,
+        mac            BLOB NOT NULL,
+        use_count      INTEGER NOT NULL DEFAULT 0,
+        last_used_usec INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX keys_by_owner ON keys (owner_uid, created_usec);
+    )sql",
+};
+static_assert(std::size(kMigrations) == Store::kSchemaVersion);
+
+constexpr const char* kKeyColumns =
+    "id, owner_uid, kind, name, description, scopes, created_usec, expires_usec, max_uses, "
+    "revoked, revoked_usec, revoke_reason, lookup, sealed_secret, mac, use_count, last_used_usec";
+
+// Scope characters never include a space, so a space-joined list is exact.
+std::string join_scopes(const std::vector<std::string>& scopes) {
+    std::string out;
+    for (const auto& s : scopes) {
+        if (!out.empty()) {
+            out += ' ';
+        }
+        out += s;
+    }
+    return out;
+}
+
+std::vector<std::string> split_scopes(std::string_view text) {
+    std::vector<std::string> out;
+    while (!text.empty()) {
+        const auto space = text.find(' ');
+        out.emplace_back(text.substr(0, space));
+        text = space == std::string_view::npos ? std::string_view{} : text.substr(space + 1);
+    }
+    return out;
+}
+
+// SQLite integers are signed 64-bit; counters and times stay far below 2^63.
+int64_t to_db(uint64_t v) {
+    return static_cast<int64_t>(v);
+}
+uint64_t from_db(sqlite3_stmt* s, int col) {
+    return static_cast<uint64_t>(sqlite3_column_int64(s, col));
+}
+
+std::string text_column(sqlite3_stmt* s, int col) {
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(s, col));
+    return text ? std::string(text, static_cast<size_t>(sqlite3_column_bytes(s, col)))
+                : std::string();
+}
+
+std::vector<uint8_t> blob_column(sqlite3_stmt* s, int col) {
+    const auto* blob = static_cast<const uint8_t*>(sqlite3_column_blob(s, col));
+    return blob ? std::vector<uint8_t>(blob, blob + sqlite3_column_bytes(s, col))
+                : std::vector<uint8_t>();
+}
+
+void bind_text(sqlite3_stmt* s, int i, std::string_view text) {
+    sqlite3_bind_text(s, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+}
+
+// Empty blobs are stored as NULL so that the UNIQUE index on `lookup`
+// admits any number of imported secrets.
+void bind_blob_or_null(sqlite3_stmt* s, int i, std::span<const uint8_t> blob) {
+    if (blob.empty()) {
+        sqlite3_bind_null(s, i);
+    } else {
+        sqlite3_bind_blob(s, i, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
+    }
+}
+
+std::optional<KeyKind> parse_kind(std::string_view text) {
+    if (text == "issued") {
+        return KeyKind::Issued;
+    }
+    if (text == "imported") {
+        return KeyKind::Imported;
+    }
+    return std::nullopt;
+}
+
+// Reads a row selected with kKeyColumns. An unknown kind (hand-edited row)
+// reads as an imported record with no secret: its MAC cannot match, so the
+// key service refuses it.
+KeyRecord read_key(sqlite3_stmt* s) {
+    KeyRecord r;
+    r.id = text_column(s, 0);
+    r.owner_uid = static_cast<uint32_t>(sqlite3_column_int64(s, 1));
+    const auto kind = parse_kind(text_column(s, 2));
+    r.kind = kind.value_or(KeyKind::Imported);
+    r.name = text_column(s, 3);
+    r.description = text_column(s, 4);
+    r.scopes = split_scopes(text_column(s, 5));
+    r.created_usec = from_db(s, 6);
+    r.expires_usec = from_db(s, 7);
+    r.max_uses = from_db(s, 8);
+    r.revoked = sqlite3_column_int64(s, 9) != 0;
+    r.revoked_usec = from_db(s, 10);
+    r.revoke_reason = text_column(s, 11);
+    r.lookup = blob_column(s, 12);
+    r.sealed_secret = blob_column(s, 13);
+    r.mac = blob_column(s, 14);
+    if (!kind) {
+        r.mac.clear();
+    }
+    r.use_count = from_db(s, 15);
+    r.last_used_usec = from_db(s, 16);
+    return r;
+}
+
+// Binds the fields shared by INSERT and UPDATE, starting at parameter 1 in
+// the order of kKeyColumns (without use_count / last_used_usec).
+void bind_key(sqlite3_stmt* s, const KeyRecord& r) {
+    bind_text(s, 1, r.id);
+    sqlite3_bind_int64(s, 2, r.owner_uid);
+    bind_text(s, 3, kind_name(r.kind));
+    bind_text(s, 4, r.name);
+    bind_text(s, 5, r.description);
+    bind_text(s, 6, join_scopes(r.scopes));
+    sqlite3_bind_int64(s, 7, to_db(r.created_usec));
+    sqlite3_bind_int64(s, 8, to_db(r.expires_usec));
+    sqlite3_bind_int64(s, 9, to_db(r.max_uses));
+    sqlite3_bind_int64(s, 10, r.revoked ? 1 : 0);
+    sqlite3_bind_int64(s, 11, to_db(r.revoked_usec));
+    bind_text(s, 12, r.revoke_reason);
+    bind_blob_or_null(s, 13, r.lookup);
+    bind_blob_or_null(s, 14, r.sealed_secret);
+    sqlite3_bind_blob(s, 15, r.mac.data(), static_cast<int>(r.mac.size()), SQLITE_TRANSIENT);
+}
+
+// Resets a cached statement however its use ends.
+class StatementUse {
+  public:
+    explicit StatementUse(sqlite3_stmt* s) : s_(s) {}
+    ~StatementUse() {
+        sqlite3_reset(s_);
+        sqlite3_clear_bindings(s_);
+    }
+    StatementUse(const StatementUse&) = delete;
+    StatementUse& operator=(const StatementUse&) = delete;
+
+  private:
+    sqlite3_stmt* s_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
+    // Create the file ourselves so that it is 0600 whatever the umask; SQLite
+    // gives the -wal and -shm files the same mode.
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return make_error(ErrorCode::Internal,
+                          "Cannot open database " + path.string() + ": " + std::strerror(errno));
+    }
+    fchmod(fd, 0600);
+    close(fd);
+
+    sqlite3* db = nullptr;
+    const int rc =
+        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, nullptr);
+    std::unique_ptr<Store> store(new Store(db));
+    if (rc != SQLITE_OK) {
+        return store->failure("Cannot open database " + path.string());
+    }
+    if (auto ok = store->configure(); !ok) {
+        return ok.error();
+    }
+    if (auto ok = store->migrate(); !ok) {
+        return ok.error();
+    }
+    return store;
+}
+
+Store::~Store() {
+    statements_.clear();
+    sqlite3_close_v2(db_);
+}
+
+Error Store::failure(std::string_view what) const {
+    const char* detail = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    return make_error(ErrorCode::Internal, std::string(what) + ": " + detail);
+}
+
+Result<void> Store::exec(const char* sql) {
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+        return failure("Database statement failed");
+    }
+    return {};
+}
+
+Result<void> Store::configure() {
+    sqlite3_extended_result_codes(db_, 1);
+    // The database file is ours alone; a busy wait only covers an
+    // administrator's sqlite3 shell holding a read lock.
+    sqlite3_busy_timeout(db_, 2000);
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(db_, "PRAGMA journal_mode=WAL", -1, &raw, nullptr) != SQLITE_OK) {
+        return failure("Cannot set WAL mode");
+    }
+    Statement journal(raw);
+    if (sqlite3_step(journal.get()) != SQLITE_ROW || text_column(journal.get(), 0) != "wal") {
+        return failure("Cannot set WAL mode");
+    }
+    return exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF;");
+}
+
+Result<void> Store::migrate() {
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &raw, nullptr) != SQLITE_OK) {
+        return failure("Cannot read the schema version");
+    }
+    Statement version(raw);
+    if (sqlite3_step(version.get()) != SQLITE_ROW) {
+        return failure("Cannot read the schema version");
+    }
+    const int64_t found = sqlite3_column_int64(version.get(), 0);
+    if (found > kSchemaVersion || found < 0) {
+        return make_error(ErrorCode::Internal,
+                          "The database has schema version " + std::to_string(found) +
+                              ", newer than the " + std::to_string(kSchemaVersion) +
+                              " this apikeyd knows; refusing to touch it (downgrade?)");
+    }
+    for (auto v = static_cast<int>(found); v < kSchemaVersion; ++v) {
+        auto step = transaction([&]() -> Result<void> {
+            if (auto ok = exec(kMigrations[v]); !ok) {
+                return ok;
+            }
+            return exec(("PRAGMA user_version=" + std::to_string(v + 1)).c_str());
+        });
+        if (!step) {
+            return make_error(ErrorCode::Internal, "Migration to schema version " +
+                                                       std::to_string(v + 1) +
+                                                       " failed: " + step.error().message);
+        }
+    }
+    schema_version_ = kSchemaVersion;
+    return {};
+}
+
+Result<void> Store::transaction(const std::function<Result<void>()>& body) {
+    if (auto ok = exec("BEGIN IMMEDIATE"); !ok) {
+        return ok;
+    }
+    auto result = body();
+    if (!result) {
+        (void)exec("ROLLBACK");
+        return result;
+    }
+    if (auto ok = exec("COMMIT"); !ok) {
+        (void)exec("ROLLBACK");
+        return ok;
+    }
+    return {};
+}
+
+Result<sqlite3_stmt*> Store::cached(const char* sql) {
+    for (auto& [text, statement] : statements_) {
+        if (text == sql) {
+            return statement.get();
+        }
+    }
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr) != SQLITE_OK) {
+        return failure("Cannot prepare statement");
+    }
+    statements_.emplace_back(sql, Statement(raw));
+    return raw;
+}
+
+Result<void> Store::insert_key(const KeyRecord& record) {
+    static const std::string sql = std::string("INSERT INTO keys (") + kKeyColumns +
+                                   ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    auto s = cached(sql.c_str());
+    if (!s) {
+        return s.error();
+    }
+    StatementUse use(*s);
+    bind_key(*s, record);
+    sqlite3_bind_int64(*s, 16, to_db(record.use_count));
+    sqlite3_bind_int64(*s, 17, to_db(record.last_used_usec));
+    if (sqlite3_step(*s) != SQLITE_DONE) {
+        return failure("Cannot store key " + record.id);
+    }
+    return {};
+}
+
+Result<void> Store::update_key(const KeyRecord& record) {
+    auto s = cached(
+        "UPDATE keys SET owner_uid=?2, kind=?3, name=?4, description=?5, scopes=?6, "
+        "created_usec=?7, expires_usec=?8, max_uses=?9, revoked=?10, revoked_usec=?11, "
+        "revoke_reason=?12, lookup=?13, sealed_secret=?14, mac=?15 WHERE id=?1");
+    if (!s) {
+        return s.error();
+    }
+    StatementUse use(*s);
+    bind_key(*s, record);
+    if (sqlite3_step(*s) != SQLITE_DONE) {
+        return failure("Cannot update key " + record.id);
+    }
+    if (sqlite3_changes(db_) != 1) {
+        return make_error(ErrorCode::NotFound, "Key " + record.id + " vanished from the store");
+    }
+    return {};
+}
+
+Result<std::optional<KeyRecord>> Store::find_key(std::string_view id) {
+    static const std::string sql = std::string("SELECT ") + kKeyColumns + " FROM keys WHERE id=?";
+    auto s = cached(sql.c_str());
+    if (!s) {
+        return s.error();
+    }
+    StatementUse use(*s);
+    bind_text(*s, 1, id);
+    const int rc = sqlite3_step(*s);
+    if (rc == SQLITE_ROW) {
+        return std::optional<KeyRecord>(read_key(*s));
+    }
+    if (rc == SQLITE_DONE) {
+        return std::optional<KeyRecord>();
+    }
+    return failure("Cannot read key");
+}
+
+Result<std::optional<KeyRecord>> Store::find_key_by_lookup(std::span<const uint8_t> lookup) {
+    static const std::string sql =
+        std::string("SELECT ") + kKeyColumns + " FROM keys WHERE lookup=?";
+    auto s = cached(sql.c_str());
+    if (!s) {
+        return s.error();
+    }
+    StatementUse use(*s);
+    sqlite3_bind_blob(*s, 1, lookup.data(), static_cast<int>(lookup.size()), SQLITE_STATIC);
+    const int rc = sqlite3_step(*s);
+    if (rc == SQLITE_ROW) {
+        return std::optional<KeyRecord>(read_key(*s));
+    }
+    if (rc == SQLITE_DONE) {
+        return std::optional<KeyRecord>();
+    }
+    return failure("Cannot look up key");
+}
+
+Result<std::vector<KeyRecord>> Store::list_keys(std::optional<uint32_t> owner) {
+    static const std::string all =
+        std::string("SELECT ") + kKeyColumns + " FROM keys ORDER BY created_usec, id";
+    static const std::string mine = std::string("SELECT ") + kKeyColumns +
+                                    " FROM keys WHERE owner_uid=? ORDER BY created_usec, id";
+    auto s = cached(owner ? mine.c_str() : all.c_str());
+    if (!s) {
+        return s.error();
+    }
+    StatementUse use(*s);
+    if (owner) {
+        sqlite3_bind_int64(*s, 1, *owner);
+    }
+    std::vector<KeyRecord> out;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(*s)) == SQLITE_ROW) {
+        out.push_back(read_key(*s));
+    }
+    if (rc != SQLITE_DONE) {
+        return failure("Cannot list keys");
+    }
+    return out;
+}
+
+Result<uint64_t> Store::count_keys(std::optional<uint32_t> owner) {
+    auto s =
+        cached(owner ? "SELECT count(*) FROM keys WHERE owner_uid=?" : "SELECT count(*) FROM keys");
+    if (!s) {
+        return s.error();
+    }
+    StatementUse use(*s);
+    if (owner) {
+        sqlite3_bind_int64(*s, 1, *owner);
+    }
+    if (sqlite3_step(*s) != SQLITE_ROW) {
+        return failure("Cannot count keys");
+    }
+    return from_db(*s, 0);
+}
+
+Result<void> Store::apply_usage(std::span<const UsageDelta> deltas) {
+    return transaction([&]() -> Result<void> {
+        auto s = cached(
+            "UPDATE keys SET use_count=use_count+?2, last_used_usec=max(last_used_usec, ?3) "
+            "WHERE id=?1");
+        if (!s) {
+            return s.error();
+        }
+        for (const auto& delta : deltas) {
+            StatementUse use(*s);
+            bind_text(*s, 1, delta.id);
+            sqlite3_bind_int64(*s, 2, to_db(delta.uses));
+            sqlite3_bind_int64(*s, 3, to_db(delta.last_used_usec));
+            if (sqlite3_step(*s) != SQLITE_DONE) {
+                return failure("Cannot record usage");
+            }
+        }
+        return {};
+    });
+}
+
+Result<std::optional<std::vector<uint8_t>>> Store::get_meta(std::string_view name) {
+    auto s = cached("SELECT value FROM meta WHERE name=?");
+    if (!s) {
+        return s.error();
+    }
+    StatementUse use(*s);
+    bind_text(*s, 1, name);
+    const int rc = sqlite3_step(*s);
+    if (rc == SQLITE_ROW) {
+        return std::optional<std::vector<uint8_t>>(blob_column(*s, 0));
+    }
+    if (rc == SQLITE_DONE) {
+        return std::optional<std::vector<uint8_t>>();
+    }
+    return failure("Cannot read metadata");
+}
+
+Result<void> Store::set_meta(std::string_view name, std::span<const uint8_t> value) {
+    auto s = cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)");
+    if (!s) {
+        return s.error();
+    }
+    StatementUse use(*s);
+    bind_text(*s, 1, name);
+    sqlite3_bind_blob(*s, 2, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+    if (sqlite3_step(*s) != SQLITE_DONE) {
+        return failure("Cannot write metadata");
+    }
+    return {};
+}
+
+Result<std::vector<KeyslotRecord>> Store::list_keyslots() {
+    auto s = cached(
+        "SELECT id, type, created_usec, params, sealed FROM keyslots ORDER BY created_usec, id");
+    if (!s) {
+        return s.error();
+    }
+    StatementUse use(*s);
+    std::vector<KeyslotRecord> out;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(*s)) == SQLITE_ROW) {
+        KeyslotRecord r;
+        r.id = text_column(*s, 0);
+        r.type = text_column(*s, 1);
+        r.created_usec = from_db(*s, 2);
+        r.params = nlohmann::json::parse(text_column(*s, 3), nullptr, false);
+        if (r.params.is_discarded() || !r.params.is_object()) {
+            return make_error(ErrorCode::Internal,
+                              "Keyslot " + r.id + " has unreadable parameters in the database");
+        }
+        r.sealed = blob_column(*s, 4);
+        out.push_back(std::move(r));
+    }
+    if (rc != SQLITE_DONE) {
+        return failure("Cannot list keyslots");
+    }
+    return out;
+}
+
+Result<void> Store::insert_keyslot(const KeyslotRecord& record) {
+    auto s = cached(
+        "INSERT INTO keyslots (id, type, created_usec, params, sealed) VALUES (?, ?, ?, ?, ?)");
+    if (!s) {
+        return s.error();
+    }
+    StatementUse use(*s);
+    bind_text(*s, 1, record.id);
+    bind_text(*s, 2, record.type);
+    sqlite3_bind_int64(*s, 3, to_db(record.created_usec));
+    bind_text(*s, 4, record.params.dump());
+    // A zero-length blob, never NULL: some protectors keep nothing here.
+    sqlite3_bind_zeroblob(*s, 5, 0);
+    if (!record.sealed.empty()) {
+        sqlite3_bind_blob(*s, 5, record.sealed.data(), static_cast<int>(record.sealed.size()),
+                          SQLITE_TRANSIENT);
+    }
+    if (sqlite3_step(*s) != SQLITE_DONE) {
+        return failure("Cannot store keyslot " + record.id);
+    }
+    return {};
+}
+
+Result<void> Store::delete_keyslot(std::string_view id) {
+    auto s = cached("DELETE FROM keyslots WHERE id=?");
+    if (!s) {
+        return s.error();
+    }
+    StatementUse use(*s);
+    bind_text(*s, 1, id);
+    if (sqlite3_step(*s) != SQLITE_DONE) {
+        return failure("Cannot remove keyslot");
+    }
+    if (sqlite3_changes(db_) != 1) {
+        return make_error(ErrorCode::NotFound, "No keyslot with that id");
+    }
+    return {};
+}
+
+}  // namespace apikeyd

@@ -1,0 +1,35 @@
+#pragma once
+// Who is calling: the effective UID (and PID, for audit) of the bus peer,
+// asked from the bus itself, never from what the caller claims and never
+// from /proc (augmented credentials are racy). Asking the bus driver is a
+// synchronous round trip, so the answer is kept per unique name; a unique
+// name is never reused on a bus, and the entry is dropped when the bus says
+// the name has gone.
+
+#include <systemd/sd-bus.h>
+
+#include <string>
+#include <unordered_map>
+
+#include "daemon/key_service.hpp"
+#include "dbus/sdbus.hpp"
+
+namespace apikeyd::bus {
+
+class CallerCache {
+  public:
+    // Subscribes to NameOwnerChanged for names that lose their owner.
+    static Result<std::unique_ptr<CallerCache>> create(sd_bus* bus);
+
+    Result<Caller> caller_of(sd_bus_message* m);
+    size_t size() const { return callers_.size(); }
+
+  private:
+    CallerCache() = default;
+    static int on_name_owner_changed(sd_bus_message* m, void* userdata, sd_bus_error* ret);
+
+    std::unordered_map<std::string, Caller> callers_;
+    sdbus::SlotPtr match_;
+};
+
+}  // namespace apikeyd::bus

@@ -1,0 +1,95 @@
+#pragma once
+// The client side of the org.apikeyd1.Manager contract: a thin proxy over
+// sd-bus used by apikeyctl and by the integration tests. It marshals and
+// unmarshals; it decides nothing. A D-Bus error from the daemon (or from the
+// bus) is thrown as BusError carrying the error name and message.
+//
+// Messages that carry a secret (the key in VerifyKey, the secret in
+// ImportSecret, the replies of CreateKey and GetSecret) are marked sensitive
+// so sd-bus wipes them when they are freed.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace apikeyd::client {
+
+inline constexpr const char* kBusName = "org.apikeyd1";
+inline constexpr const char* kObjectPath = "/org/apikeyd1";
+inline constexpr const char* kInterface = "org.apikeyd1.Manager";
+
+class BusError : public std::runtime_error {
+  public:
+    BusError(std::string name, const std::string& message)
+        : std::runtime_error(message), name_(std::move(name)) {}
+    // e.g. "org.apikeyd1.Error.NotFound" or "org.freedesktop.DBus.Error.ServiceUnknown"
+    const std::string& name() const { return name_; }
+
+  private:
+    std::string name_;
+};
+
+// The bus itself could not be reached, or the connection broke during a call:
+// nothing was answered by the daemon.
+class ConnectError : public BusError {
+  public:
+    using BusError::BusError;
+};
+
+// One value of an a{sv} dictionary, as far as the contract uses them
+// (aa{sv} nests dictionaries, e.g. the keyslots in GetStatus).
+struct Value;
+using Dict = std::map<std::string, Value>;
+struct Value
+    : std::variant<bool, uint32_t, uint64_t, int64_t, std::string, std::vector<std::string>,
+                   std::vector<uint8_t>, std::vector<uint32_t>, std::vector<Dict>> {
+    using variant::variant;
+};
+
+struct CreatedKey {
+    std::string id;
+    std::string key;  // wiped by the caller once shown
+};
+
+struct Verification {
+    bool valid = false;
+    std::string id;
+    Dict info;  // includes "reason" when !valid
+};
+
+class Client {
+  public:
+    // Connects to the system bus, or to $DBUS_SYSTEM_BUS_ADDRESS when set.
+    static Client connect_system();
+    // Connects to an explicit bus address (tests).
+    static Client connect_address(const std::string& address);
+
+    ~Client();
+    Client(Client&&) noexcept;
+    Client& operator=(Client&&) noexcept;
+
+    CreatedKey create_key(const std::string& name, const std::string& description,
+                          const std::vector<std::string>& scopes, const Dict& options);
+    std::string import_secret(const std::string& name, const std::string& description,
+                              const std::vector<uint8_t>& secret, const Dict& options);
+    std::vector<Dict> list_keys(const Dict& filter);
+    Dict get_key(const std::string& id);
+    void revoke_key(const std::string& id, const std::string& reason);
+    Verification verify_key(const std::string& key, const std::string& scope);
+    std::vector<uint8_t> get_secret(const std::string& id);
+    Dict get_status();
+
+    // The daemon's introspection XML (org.freedesktop.DBus.Introspectable).
+    std::string introspect();
+
+  private:
+    struct Impl;
+    explicit Client(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace apikeyd::client

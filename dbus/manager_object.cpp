@@ -1,0 +1,621 @@
+#include "dbus/manager_object.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "daemon/log.hpp"
+#include "daemon/validation.hpp"
+#include "dbus/bus_errors.hpp"
+#include "dbus/options.hpp"
+#include "version.hpp"
+
+namespace apikeyd::bus {
+namespace {
+
+constexpr OptionSpec kCreateOptions[] = {
+    {"expires_in_sec", "t"}, {"max_uses", "t"}, {"prefix", "s"}};
+constexpr OptionSpec kImportOptions[] = {{"expires_in_sec", "t"}};
+constexpr OptionSpec kListFilter[] = {{"state", "s"}};
+constexpr OptionSpec kKeyslotOptions[] = {{"tcti", "s"}, {"pcrs", "au"}, {"pin", "s", true}};
+constexpr OptionSpec kUnlockCredentials[] = {{"pin", "s", true}, {"recovery_key", "s", true}};
+
+int invalid_arguments(sd_bus_error* ret, const char* method) {
+    return sd_bus_error_setf(ret, "org.apikeyd1.Error.InvalidArgument", "Malformed arguments to %s",
+                             method);
+}
+
+// Reads `as`, stopping past `limit` entries so that a huge array costs
+// nothing more than refusing it.
+Result<std::vector<std::string>> read_strings(sd_bus_message* m, size_t limit, const char* what) {
+    if (sd_bus_message_enter_container(m, 'a', "s") <= 0) {
+        return make_error(ErrorCode::InvalidArgument, std::string("Malformed ") + what);
+    }
+    std::vector<std::string> out;
+    const char* s = nullptr;
+    int r = 0;
+    while ((r = sd_bus_message_read_basic(m, 's', &s)) > 0) {
+        if (out.size() == limit) {
+            return make_error(ErrorCode::InvalidArgument, std::string("Too many ") + what +
+                                                              ": at most " + std::to_string(limit) +
+                                                              " allowed");
+        }
+        out.emplace_back(s);
+    }
+    if (r < 0 || sd_bus_message_exit_container(m) < 0) {
+        return make_error(ErrorCode::InvalidArgument, std::string("Malformed ") + what);
+    }
+    return out;
+}
+
+// Writes an a{sv} dictionary entry by entry; the first failure sticks.
+class DictWriter {
+  public:
+    explicit DictWriter(sd_bus_message* m) : m_(m) {
+        r_ = sd_bus_message_open_container(m_, 'a', "{sv}");
+    }
+
+    DictWriter& str(const char* key, const std::string& value) {
+        return put(key, [&] { return sd_bus_message_append(m_, "{sv}", key, "s", value.c_str()); });
+    }
+    DictWriter& u64(const char* key, uint64_t value) {
+        return put(key, [&] { return sd_bus_message_append(m_, "{sv}", key, "t", value); });
+    }
+    DictWriter& u32(const char* key, uint32_t value) {
+        return put(key, [&] { return sd_bus_message_append(m_, "{sv}", key, "u", value); });
+    }
+    DictWriter& boolean(const char* key, bool value) {
+        return put(key, [&] { return sd_bus_message_append(m_, "{sv}", key, "b", value ? 1 : 0); });
+    }
+    DictWriter& strv(const char* key, const std::vector<std::string>& values) {
+        return put(key, [&] {
+            int r = sd_bus_message_open_container(m_, 'e', "sv");
+            if (r >= 0)
+                r = sd_bus_message_append_basic(m_, 's', key);
+            if (r >= 0)
+                r = sd_bus_message_open_container(m_, 'v', "as");
+            if (r >= 0)
+                r = sd_bus_message_open_container(m_, 'a', "s");
+            for (const auto& v : values) {
+                if (r >= 0)
+                    r = sd_bus_message_append_basic(m_, 's', v.c_str());
+            }
+            for (int i = 0; i < 3 && r >= 0; ++i) {
+                r = sd_bus_message_close_container(m_);
+            }
+            return r;
+        });
+    }
+    DictWriter& u32v(const char* key, const std::vector<uint32_t>& values) {
+        return put(key, [&] {
+            int r = sd_bus_message_open_container(m_, 'e', "sv");
+            if (r >= 0)
+                r = sd_bus_message_append_basic(m_, 's', key);
+            if (r >= 0)
+                r = sd_bus_message_open_container(m_, 'v', "au");
+            if (r >= 0)
+                r = sd_bus_message_append_array(m_, 'u', values.data(),
+                                                values.size() * sizeof(uint32_t));
+            for (int i = 0; i < 2 && r >= 0; ++i) {
+                r = sd_bus_message_close_container(m_);
+            }
+            return r;
+        });
+    }
+    // An aa{sv} entry: `write(DictWriter&, item)` fills each inner dictionary.
+    template <class Items, class Write>
+    DictWriter& dicts(const char* key, const Items& items, Write&& write) {
+        return put(key, [&] {
+            int r = sd_bus_message_open_container(m_, 'e', "sv");
+            if (r >= 0)
+                r = sd_bus_message_append_basic(m_, 's', key);
+            if (r >= 0)
+                r = sd_bus_message_open_container(m_, 'v', "aa{sv}");
+            if (r >= 0)
+                r = sd_bus_message_open_container(m_, 'a', "a{sv}");
+            for (const auto& item : items) {
+                if (r >= 0) {
+                    DictWriter inner(m_);
+                    write(inner, item);
+                    r = inner.close();
+                }
+            }
+            for (int i = 0; i < 3 && r >= 0; ++i) {
+                r = sd_bus_message_close_container(m_);
+            }
+            return r;
+        });
+    }
+    int close() {
+        if (r_ >= 0) {
+            r_ = sd_bus_message_close_container(m_);
+        }
+        return r_;
+    }
+
+  private:
+    template <class F>
+    DictWriter& put(const char*, F&& append) {
+        if (r_ >= 0) {
+            r_ = append();
+        }
+        return *this;
+    }
+
+    sd_bus_message* m_;
+    int r_ = 0;
+};
+
+void write_info(DictWriter& w, const KeyInfo& info) {
+    w.str("id", info.id)
+        .str("name", info.name)
+        .str("description", info.description)
+        .str("kind", kind_name(info.kind))
+        .strv("scopes", info.scopes)
+        .u32("owner_uid", info.owner_uid)
+        .str("state", info.state)
+        .u64("created_usec", info.created_usec)
+        .u64("expires_usec", info.expires_usec)
+        .u64("last_used_usec", info.last_used_usec)
+        .u64("use_count", info.use_count)
+        .u64("max_uses", info.max_uses)
+        .u64("revoked_usec", info.revoked_usec)
+        .str("revoke_reason", info.revoke_reason);
+}
+
+int append_info(sd_bus_message* m, const KeyInfo& info) {
+    DictWriter w(m);
+    write_info(w, info);
+    return w.close();
+}
+
+Result<StateFilter> parse_state_filter(const Options& filter) {
+    const auto it = filter.find("state");
+    if (it == filter.end()) {
+        return StateFilter::Active;
+    }
+    const auto& state = std::get<std::string>(it->second);
+    if (state == "active")
+        return StateFilter::Active;
+    if (state == "revoked")
+        return StateFilter::Revoked;
+    if (state == "expired")
+        return StateFilter::Expired;
+    if (state == "all")
+        return StateFilter::All;
+    return make_error(ErrorCode::InvalidArgument, "Invalid filter 'state' " +
+                                                      validation::quote_for_message(state) +
+                                                      ": use active, revoked, expired or all");
+}
+
+std::optional<uint64_t> optional_u64(const Options& options, std::string_view name) {
+    const auto it = options.find(name);
+    return it == options.end() ? std::nullopt : std::optional(std::get<uint64_t>(it->second));
+}
+
+SecretBuffer take_secret(Options& options, std::string_view name) {
+    const auto it = options.find(name);
+    return it == options.end() ? SecretBuffer() : std::move(std::get<SecretBuffer>(it->second));
+}
+
+int send_reply(sd_bus_message* reply, int r) {
+    return r < 0 ? r : sd_bus_send(nullptr, reply, nullptr);
+}
+
+// Runs a handler with every exception turned into a logged Internal error:
+// nothing may unwind through sd-bus's C frames.
+template <int (ManagerObject::*Handler)(sd_bus_message*, sd_bus_error*)>
+int dispatch(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
+    try {
+        return (static_cast<ManagerObject*>(userdata)->*Handler)(m, ret);
+    } catch (const std::exception& e) {
+        return reply_error(ret, make_error(ErrorCode::Internal, e.what()),
+                           sd_bus_message_get_member(m));
+    }
+}
+
+// Methods that carry key text or a secret in either direction are
+// SENSITIVE, so sd-bus wipes those messages when it frees them.
+constexpr uint64_t kOpen = SD_BUS_VTABLE_UNPRIVILEGED;
+constexpr uint64_t kSecret = SD_BUS_VTABLE_UNPRIVILEGED | SD_BUS_VTABLE_SENSITIVE;
+
+const sd_bus_vtable kVtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD_WITH_ARGS(
+        "CreateKey", SD_BUS_ARGS("s", name, "s", description, "as", scopes, "a{sv}", options),
+        SD_BUS_RESULT("s", id, "s", key), dispatch<&ManagerObject::create_key>, kSecret),
+    SD_BUS_METHOD_WITH_ARGS(
+        "ImportSecret", SD_BUS_ARGS("s", name, "s", description, "ay", secret, "a{sv}", options),
+        SD_BUS_RESULT("s", id), dispatch<&ManagerObject::import_secret>, kSecret),
+    SD_BUS_METHOD_WITH_ARGS("ListKeys", SD_BUS_ARGS("a{sv}", filter), SD_BUS_RESULT("aa{sv}", keys),
+                            dispatch<&ManagerObject::list_keys>, kOpen),
+    SD_BUS_METHOD_WITH_ARGS("GetKey", SD_BUS_ARGS("s", id), SD_BUS_RESULT("a{sv}", info),
+                            dispatch<&ManagerObject::get_key>, kOpen),
+    SD_BUS_METHOD_WITH_ARGS("RevokeKey", SD_BUS_ARGS("s", id, "s", reason), SD_BUS_NO_RESULT,
+                            dispatch<&ManagerObject::revoke_key>, kOpen),
+    SD_BUS_METHOD_WITH_ARGS("VerifyKey", SD_BUS_ARGS("s", key, "s", scope),
+                            SD_BUS_RESULT("b", valid, "s", id, "a{sv}", info),
+                            dispatch<&ManagerObject::verify_key>, kSecret),
+    SD_BUS_METHOD_WITH_ARGS("GetSecret", SD_BUS_ARGS("s", id), SD_BUS_RESULT("ay", secret),
+                            dispatch<&ManagerObject::get_secret>, kSecret),
+    SD_BUS_METHOD_WITH_ARGS("GetStatus", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{sv}", status),
+                            dispatch<&ManagerObject::get_status>, kOpen),
+    SD_BUS_METHOD_WITH_ARGS("AddKeyslot", SD_BUS_ARGS("s", type, "a{sv}", options),
+                            SD_BUS_RESULT("s", slot_id, "s", recovery_key),
+                            dispatch<&ManagerObject::add_keyslot>, kSecret),
+    SD_BUS_METHOD_WITH_ARGS("RemoveKeyslot", SD_BUS_ARGS("s", slot_id), SD_BUS_NO_RESULT,
+                            dispatch<&ManagerObject::remove_keyslot>, kOpen),
+    SD_BUS_METHOD_WITH_ARGS("Unlock", SD_BUS_ARGS("s", type, "a{sv}", credentials),
+                            SD_BUS_NO_RESULT, dispatch<&ManagerObject::unlock>, kSecret),
+    SD_BUS_SIGNAL_WITH_ARGS("KeyCreated", SD_BUS_ARGS("s", id), 0),
+    SD_BUS_SIGNAL_WITH_ARGS("KeyChanged", SD_BUS_ARGS("s", id), 0),
+    SD_BUS_SIGNAL_WITH_ARGS("KeyRevoked", SD_BUS_ARGS("s", id), 0),
+    SD_BUS_VTABLE_END,
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ManagerObject>> ManagerObject::create(sd_bus* bus, KeyService& service,
+                                                             KeyslotAdmin& keyslots) {
+    std::unique_ptr<ManagerObject> object(new ManagerObject(bus, service, keyslots));
+    auto callers = CallerCache::create(bus);
+    if (!callers) {
+        return callers.error();
+    }
+    object->callers_ = std::move(*callers);
+    sd_bus_slot* slot = nullptr;
+    const int r =
+        sd_bus_add_object_vtable(bus, &slot, kObjectPath, kInterface, kVtable, object.get());
+    if (r < 0) {
+        return make_error(ErrorCode::Internal,
+                          std::string("Cannot register the Manager object: ") + std::strerror(-r));
+    }
+    object->vtable_slot_.reset(slot);
+    return object;
+}
+
+void ManagerObject::emit(const char* signal, const std::string& id) {
+    const int r = sd_bus_emit_signal(bus_, kObjectPath, kInterface, signal, "s", id.c_str());
+    if (r < 0) {
+        log::warning(std::string("Cannot emit ") + signal + " for " + id + ": " +
+                     std::strerror(-r));
+    }
+}
+
+int ManagerObject::create_key(sd_bus_message* m, sd_bus_error* ret) {
+    const char* name = nullptr;
+    const char* description = nullptr;
+    if (sd_bus_message_read(m, "ss", &name, &description) < 0) {
+        return invalid_arguments(ret, "CreateKey");
+    }
+    auto scopes = read_strings(m, limits::kMaxScopes, "scopes");
+    if (!scopes) {
+        return reply_error(ret, scopes.error(), "CreateKey");
+    }
+    auto options = read_options(m, kCreateOptions, "option");
+    if (!options) {
+        return reply_error(ret, options.error(), "CreateKey");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "CreateKey");
+    }
+    CreateKeyRequest request;
+    request.name = name;
+    request.description = description;
+    request.scopes = std::move(*scopes);
+    request.expires_in_sec = optional_u64(*options, "expires_in_sec");
+    request.max_uses = optional_u64(*options, "max_uses").value_or(0);
+    if (const auto it = options->find("prefix"); it != options->end()) {
+        request.prefix = std::get<std::string>(it->second);
+    }
+    auto created = service_.create_key(*caller, request);
+    if (!created) {
+        return reply_error(ret, created.error(), "CreateKey");
+    }
+    log::info("Created key " + created->id + " for uid " + std::to_string(caller->uid));
+    emit("KeyCreated", created->id);
+
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    sdbus::MessagePtr reply(raw);
+    if (r >= 0)
+        r = sd_bus_message_sensitive(reply.get());
+    if (r >= 0)
+        r = sd_bus_message_append_basic(reply.get(), 's', created->id.c_str());
+    // Written straight into the (sensitive) message: no NUL-terminated copy
+    // of the key text is ever made.
+    char* space = nullptr;
+    if (r >= 0)
+        r = sd_bus_message_append_string_space(reply.get(), created->key_text.size(), &space);
+    if (r >= 0)
+        std::memcpy(space, created->key_text.data(), created->key_text.size());
+    return send_reply(reply.get(), r);
+}
+
+int ManagerObject::import_secret(sd_bus_message* m, sd_bus_error* ret) {
+    const char* name = nullptr;
+    const char* description = nullptr;
+    const void* secret = nullptr;
+    size_t secret_size = 0;
+    if (sd_bus_message_read(m, "ss", &name, &description) < 0 ||
+        sd_bus_message_read_array(m, 'y', &secret, &secret_size) < 0) {
+        return invalid_arguments(ret, "ImportSecret");
+    }
+    auto options = read_options(m, kImportOptions, "option");
+    if (!options) {
+        return reply_error(ret, options.error(), "ImportSecret");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "ImportSecret");
+    }
+    ImportRequest request;
+    request.name = name;
+    request.description = description;
+    if (auto size_ok = validation::check_secret_size(secret_size); !size_ok) {
+        return reply_error(ret, size_ok.error(), "ImportSecret");
+    }
+    request.secret = SecretBuffer({static_cast<const uint8_t*>(secret), secret_size});
+    request.expires_in_sec = optional_u64(*options, "expires_in_sec");
+    auto id = service_.import_secret(*caller, std::move(request));
+    if (!id) {
+        return reply_error(ret, id.error(), "ImportSecret");
+    }
+    log::info("Imported secret " + *id + " for uid " + std::to_string(caller->uid));
+    emit("KeyCreated", *id);
+    return sd_bus_reply_method_return(m, "s", id->c_str());
+}
+
+int ManagerObject::list_keys(sd_bus_message* m, sd_bus_error* ret) {
+    auto filter = read_options(m, kListFilter, "filter");
+    if (!filter) {
+        return reply_error(ret, filter.error(), "ListKeys");
+    }
+    auto state = parse_state_filter(*filter);
+    if (!state) {
+        return reply_error(ret, state.error(), "ListKeys");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "ListKeys");
+    }
+    auto keys = service_.list_keys(*caller, *state);
+    if (!keys) {
+        return reply_error(ret, keys.error(), "ListKeys");
+    }
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    sdbus::MessagePtr reply(raw);
+    if (r >= 0)
+        r = sd_bus_message_open_container(reply.get(), 'a', "a{sv}");
+    for (const auto& info : *keys) {
+        if (r >= 0)
+            r = append_info(reply.get(), info);
+    }
+    if (r >= 0)
+        r = sd_bus_message_close_container(reply.get());
+    return send_reply(reply.get(), r);
+}
+
+int ManagerObject::get_key(sd_bus_message* m, sd_bus_error* ret) {
+    const char* id = nullptr;
+    if (sd_bus_message_read(m, "s", &id) < 0) {
+        return invalid_arguments(ret, "GetKey");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "GetKey");
+    }
+    auto info = service_.get_key(*caller, id);
+    if (!info) {
+        return reply_error(ret, info.error(), "GetKey");
+    }
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    sdbus::MessagePtr reply(raw);
+    if (r >= 0)
+        r = append_info(reply.get(), *info);
+    return send_reply(reply.get(), r);
+}
+
+int ManagerObject::revoke_key(sd_bus_message* m, sd_bus_error* ret) {
+    const char* id = nullptr;
+    const char* reason = nullptr;
+    if (sd_bus_message_read(m, "ss", &id, &reason) < 0) {
+        return invalid_arguments(ret, "RevokeKey");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "RevokeKey");
+    }
+    if (auto ok = service_.revoke_key(*caller, id, reason); !ok) {
+        return reply_error(ret, ok.error(), "RevokeKey");
+    }
+    log::info(std::string("Revoked key ") + id + " by uid " + std::to_string(caller->uid));
+    emit("KeyRevoked", id);
+    return sd_bus_reply_method_return(m, "");
+}
+
+int ManagerObject::verify_key(sd_bus_message* m, sd_bus_error* ret) {
+    const char* key = nullptr;
+    const char* scope = nullptr;
+    if (sd_bus_message_read(m, "ss", &key, &scope) < 0) {
+        return invalid_arguments(ret, "VerifyKey");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "VerifyKey");
+    }
+    auto verification = service_.verify_key(*caller, key, scope);
+    if (!verification) {
+        return reply_error(ret, verification.error(), "VerifyKey");
+    }
+    const auto& v = *verification;
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    sdbus::MessagePtr reply(raw);
+    if (r >= 0)
+        r = sd_bus_message_append(reply.get(), "bs", v.valid ? 1 : 0,
+                                  v.info ? v.info->id.c_str() : "");
+    if (r >= 0) {
+        DictWriter w(reply.get());
+        if (v.info) {
+            write_info(w, *v.info);
+        }
+        if (!v.valid) {
+            w.str("reason", v.reason);
+        }
+        r = w.close();
+    }
+    return send_reply(reply.get(), r);
+}
+
+int ManagerObject::get_secret(sd_bus_message* m, sd_bus_error* ret) {
+    const char* id = nullptr;
+    if (sd_bus_message_read(m, "s", &id) < 0) {
+        return invalid_arguments(ret, "GetSecret");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "GetSecret");
+    }
+    auto secret = service_.get_secret(*caller, id);
+    if (!secret) {
+        return reply_error(ret, secret.error(), "GetSecret");
+    }
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    sdbus::MessagePtr reply(raw);
+    if (r >= 0)
+        r = sd_bus_message_sensitive(reply.get());
+    if (r >= 0)
+        r = sd_bus_message_append_array(reply.get(), 'y', secret->data(), secret->size());
+    return send_reply(reply.get(), r);
+}
+
+int ManagerObject::get_status(sd_bus_message* m, sd_bus_error* ret) {
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "GetStatus");
+    }
+    auto status = service_.status(*caller);
+    if (!status) {
+        return reply_error(ret, status.error(), "GetStatus");
+    }
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    sdbus::MessagePtr reply(raw);
+    if (r < 0) {
+        return r;
+    }
+    DictWriter w(reply.get());
+    w.boolean("locked", status->locked).u64("keys", status->keys).str("version", kVersion);
+    if (status->locked) {
+        w.str("lock_reason", status->lock_reason);
+    }
+    w.dicts("keyslots", status->keyslots, [](DictWriter& slot, const KeyslotRecord& record) {
+        slot.str("id", record.id).str("type", record.type).u64("created_usec", record.created_usec);
+        // Type-specific fields, as far as the contract names them.
+        const auto& p = record.params;
+        if (p.contains("tcti") && p["tcti"].is_string()) {
+            slot.str("tcti", p["tcti"].get<std::string>());
+        }
+        if (p.contains("pcrs") && p["pcrs"].is_array()) {
+            slot.u32v("pcrs", p["pcrs"].get<std::vector<uint32_t>>());
+        }
+        if (p.contains("pin") && p["pin"].is_boolean()) {
+            slot.boolean("pin", p["pin"].get<bool>());
+        }
+    });
+    w.strv("warnings", status->warnings);
+    return send_reply(reply.get(), w.close());
+}
+
+int ManagerObject::add_keyslot(sd_bus_message* m, sd_bus_error* ret) {
+    const char* type = nullptr;
+    if (sd_bus_message_read(m, "s", &type) < 0) {
+        return invalid_arguments(ret, "AddKeyslot");
+    }
+    auto options = read_options(m, kKeyslotOptions, "option");
+    if (!options) {
+        return reply_error(ret, options.error(), "AddKeyslot");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "AddKeyslot");
+    }
+    AddKeyslotRequest request;
+    request.type = type;
+    if (const auto it = options->find("tcti"); it != options->end()) {
+        request.tcti = std::get<std::string>(it->second);
+    }
+    if (const auto it = options->find("pcrs"); it != options->end()) {
+        request.pcrs = std::get<std::vector<uint32_t>>(it->second);
+    }
+    request.pin = take_secret(*options, "pin");
+    auto added = keyslots_.add(*caller, std::move(request));
+    if (!added) {
+        return reply_error(ret, added.error(), "AddKeyslot");
+    }
+    log::notice(std::string("Added ") + type + " keyslot " + added->id);
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    sdbus::MessagePtr reply(raw);
+    if (r >= 0)
+        r = sd_bus_message_sensitive(reply.get());
+    if (r >= 0)
+        r = sd_bus_message_append_basic(reply.get(), 's', added->id.c_str());
+    char* space = nullptr;
+    if (r >= 0) {
+        r = sd_bus_message_append_string_space(reply.get(), added->recovery_key.size(), &space);
+    }
+    if (r >= 0 && !added->recovery_key.empty()) {
+        std::memcpy(space, added->recovery_key.data(), added->recovery_key.size());
+    }
+    return send_reply(reply.get(), r);
+}
+
+int ManagerObject::remove_keyslot(sd_bus_message* m, sd_bus_error* ret) {
+    const char* id = nullptr;
+    if (sd_bus_message_read(m, "s", &id) < 0) {
+        return invalid_arguments(ret, "RemoveKeyslot");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "RemoveKeyslot");
+    }
+    if (auto ok = keyslots_.remove(*caller, id); !ok) {
+        return reply_error(ret, ok.error(), "RemoveKeyslot");
+    }
+    log::notice(std::string("Removed keyslot ") + id);
+    return sd_bus_reply_method_return(m, "");
+}
+
+int ManagerObject::unlock(sd_bus_message* m, sd_bus_error* ret) {
+    const char* type = nullptr;
+    if (sd_bus_message_read(m, "s", &type) < 0) {
+        return invalid_arguments(ret, "Unlock");
+    }
+    auto options = read_options(m, kUnlockCredentials, "credential");
+    if (!options) {
+        return reply_error(ret, options.error(), "Unlock");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "Unlock");
+    }
+    UnlockCredentials credentials{take_secret(*options, "pin"),
+                                  take_secret(*options, "recovery_key")};
+    if (auto ok = keyslots_.unlock(*caller, type, credentials); !ok) {
+        log::warning(std::string("Unlock with a ") + type +
+                     " keyslot refused: " + ok.error().message);
+        return reply_error(ret, ok.error(), "Unlock");
+    }
+    log::notice(std::string("Unlocked with a ") + type + " keyslot");
+    return sd_bus_reply_method_return(m, "");
+}
+
+}  // namespace apikeyd::bus

@@ -1,0 +1,51 @@
+#pragma once
+// The org.apikeyd1.Manager object at /org/apikeyd1: reads and checks the
+// arguments, asks the bus who is calling, hands the call to the KeyService,
+// emits the change signal and writes the reply. It decides nothing itself.
+
+#include <systemd/sd-bus.h>
+
+#include <memory>
+
+#include "daemon/key_service.hpp"
+#include "daemon/keyslot_admin.hpp"
+#include "dbus/caller_cache.hpp"
+#include "dbus/sdbus.hpp"
+
+namespace apikeyd::bus {
+
+inline constexpr const char* kBusName = "org.apikeyd1";
+inline constexpr const char* kObjectPath = "/org/apikeyd1";
+inline constexpr const char* kInterface = "org.apikeyd1.Manager";
+
+class ManagerObject {
+  public:
+    static Result<std::unique_ptr<ManagerObject>> create(sd_bus* bus, KeyService& service,
+                                                         KeyslotAdmin& keyslots);
+
+    // One handler per method; public only so the vtable can name them.
+    int create_key(sd_bus_message* m, sd_bus_error* ret);
+    int import_secret(sd_bus_message* m, sd_bus_error* ret);
+    int list_keys(sd_bus_message* m, sd_bus_error* ret);
+    int get_key(sd_bus_message* m, sd_bus_error* ret);
+    int revoke_key(sd_bus_message* m, sd_bus_error* ret);
+    int verify_key(sd_bus_message* m, sd_bus_error* ret);
+    int get_secret(sd_bus_message* m, sd_bus_error* ret);
+    int get_status(sd_bus_message* m, sd_bus_error* ret);
+    int add_keyslot(sd_bus_message* m, sd_bus_error* ret);
+    int remove_keyslot(sd_bus_message* m, sd_bus_error* ret);
+    int unlock(sd_bus_message* m, sd_bus_error* ret);
+
+  private:
+    ManagerObject(sd_bus* bus, KeyService& service, KeyslotAdmin& keyslots)
+        : bus_(bus), service_(service), keyslots_(keyslots) {}
+    void emit(const char* signal, const std::string& id);
+
+    sd_bus* bus_;
+    KeyService& service_;
+    KeyslotAdmin& keyslots_;
+    std::unique_ptr<CallerCache> callers_;
+    sdbus::SlotPtr vtable_slot_;
+};
+
+}  // namespace apikeyd::bus
