@@ -146,16 +146,49 @@ Result<void> KeyService::check_quota(const Caller& caller) {
     return {};
 }
 
+Result<KeyRecord> KeyService::new_record(const Caller& caller, KeyKind kind, std::string name,
+                                         std::string description,
+                                         std::optional<uint64_t> expires_in_sec) {
+    if (auto ok = validation::check_name(name); !ok) {
+        return ok.error();
+    }
+    if (auto ok = validation::check_description(description); !ok) {
+        return ok.error();
+    }
+    const uint64_t now = clock_.now_usec();
+    auto expires = expiry_from(expires_in_sec, now);
+    if (!expires) {
+        return expires.error();
+    }
+    if (auto ok = check_quota(caller); !ok) {
+        return ok.error();
+    }
+    auto id = new_key_id();
+    if (!id) {
+        return id.error();
+    }
+    KeyRecord record;
+    record.id = std::move(*id);
+    record.owner_uid = caller.uid;
+    record.kind = kind;
+    record.name = std::move(name);
+    record.description = std::move(description);
+    record.created_usec = now;
+    record.expires_usec = *expires;
+    return record;
+}
+
+Result<void> KeyService::seal_and_insert(const MasterKey& master, KeyRecord& record) {
+    if (auto ok = record_seal::seal(master.mac_key(), record); !ok) {
+        return ok;
+    }
+    return store_.insert_key(record);
+}
+
 Result<CreatedKey> KeyService::create_key(const Caller& caller, const CreateKeyRequest& request) {
     auto master = unlocked();
     if (!master) {
         return master.error();
-    }
-    if (auto ok = validation::check_name(request.name); !ok) {
-        return ok.error();
-    }
-    if (auto ok = validation::check_description(request.description); !ok) {
-        return ok.error();
     }
     auto scopes = validation::normalize_scopes(request.scopes);
     if (!scopes) {
@@ -167,19 +200,14 @@ Result<CreatedKey> KeyService::create_key(const Caller& caller, const CreateKeyR
         return invalid("Invalid option 'prefix' " + validation::quote_for_message(prefix) +
                        ": a prefix is 1-16 characters of a-z 0-9");
     }
-    const uint64_t now = clock_.now_usec();
-    auto expires = expiry_from(request.expires_in_sec, now);
-    if (!expires) {
-        return expires.error();
+    auto record = new_record(caller, KeyKind::Issued, request.name, request.description,
+                             request.expires_in_sec);
+    if (!record) {
+        return record.error();
     }
-    if (auto ok = check_quota(caller); !ok) {
-        return ok.error();
-    }
-
-    auto id = new_key_id();
     auto random = crypto::random_base62(key_format::kRandomLength);
-    if (!id || !random) {
-        return make_error(ErrorCode::Internal, "The random number generator failed");
+    if (!random) {
+        return random.error();
     }
     SecretBuffer key_text(key_format::issued_length(prefix));
     key_format::compose(prefix, random->view(), reinterpret_cast<char*>(key_text.data()));
@@ -187,25 +215,13 @@ Result<CreatedKey> KeyService::create_key(const Caller& caller, const CreateKeyR
     if (!lookup) {
         return lookup.error();
     }
-
-    KeyRecord record;
-    record.id = std::move(*id);
-    record.owner_uid = caller.uid;
-    record.kind = KeyKind::Issued;
-    record.name = request.name;
-    record.description = request.description;
-    record.scopes = std::move(*scopes);
-    record.created_usec = now;
-    record.expires_usec = *expires;
-    record.max_uses = request.max_uses;
-    record.lookup.assign(lookup->begin(), lookup->end());
-    if (auto ok = record_seal::seal((*master)->mac_key(), record); !ok) {
+    record->scopes = std::move(*scopes);
+    record->max_uses = request.max_uses;
+    record->lookup.assign(lookup->begin(), lookup->end());
+    if (auto ok = seal_and_insert(**master, *record); !ok) {
         return ok.error();
     }
-    if (auto ok = store_.insert_key(record); !ok) {
-        return ok.error();
-    }
-    return CreatedKey{record.id, std::move(key_text)};
+    return CreatedKey{record->id, std::move(key_text)};
 }
 
 Result<std::string> KeyService::import_secret(const Caller& caller, ImportRequest request) {
@@ -213,49 +229,24 @@ Result<std::string> KeyService::import_secret(const Caller& caller, ImportReques
     if (!master) {
         return master.error();
     }
-    if (auto ok = validation::check_name(request.name); !ok) {
-        return ok.error();
-    }
-    if (auto ok = validation::check_description(request.description); !ok) {
-        return ok.error();
-    }
     if (auto ok = validation::check_secret_size(request.secret.size()); !ok) {
         return ok.error();
     }
-    const uint64_t now = clock_.now_usec();
-    auto expires = expiry_from(request.expires_in_sec, now);
-    if (!expires) {
-        return expires.error();
+    auto record = new_record(caller, KeyKind::Imported, std::move(request.name),
+                             std::move(request.description), request.expires_in_sec);
+    if (!record) {
+        return record.error();
     }
-    if (auto ok = check_quota(caller); !ok) {
-        return ok.error();
-    }
-    auto id = new_key_id();
-    if (!id) {
-        return id.error();
-    }
-
-    KeyRecord record;
-    record.id = std::move(*id);
-    record.owner_uid = caller.uid;
-    record.kind = KeyKind::Imported;
-    record.name = std::move(request.name);
-    record.description = std::move(request.description);
-    record.created_usec = now;
-    record.expires_usec = *expires;
     auto sealed = crypto::aes256gcm_seal((*master)->record_key().span(), request.secret.span(),
-                                         record_seal::secret_associated_data(record));
+                                         record_seal::secret_associated_data(*record));
     if (!sealed) {
         return sealed.error();
     }
-    record.sealed_secret = std::move(*sealed);
-    if (auto ok = record_seal::seal((*master)->mac_key(), record); !ok) {
+    record->sealed_secret = std::move(*sealed);
+    if (auto ok = seal_and_insert(**master, *record); !ok) {
         return ok.error();
     }
-    if (auto ok = store_.insert_key(record); !ok) {
-        return ok.error();
-    }
-    return record.id;
+    return record->id;
 }
 
 Result<std::vector<KeyInfo>> KeyService::list_keys(const Caller& caller, StateFilter filter) {

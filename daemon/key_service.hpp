@@ -118,6 +118,10 @@ class KeyService {
     void count_use(const KeyRecord& record, uint64_t now);
     Verification refuse(const Caller& caller, std::string reason, bool counts_as_guess,
                         std::optional<KeyInfo> info = std::nullopt);
+    // Checks what every new record shares and fills those fields.
+    Result<KeyRecord> new_record(const Caller& caller, KeyKind kind, std::string name,
+                                 std::string description, std::optional<uint64_t> expires_in_sec);
+    Result<void> seal_and_insert(const MasterKey& master, KeyRecord& record);
     Result<uint64_t> expiry_from(std::optional<uint64_t> expires_in_sec, uint64_t now) const;
     Result<void> check_quota(const Caller& caller);
 
