@@ -15,13 +15,16 @@
 
 namespace apikeyd::cli {
 
+// An empty container's data() may be null, which explicit_bzero must not get.
 inline void wipe(void* data, size_t size) {
-    explicit_bzero(data, size);
+    if (size != 0) {
+        explicit_bzero(data, size);
+    }
 }
 
 template <typename Bytes>
 void wipe(Bytes& bytes) {
-    explicit_bzero(bytes.data(), bytes.size() * sizeof(typename Bytes::value_type));
+    wipe(bytes.data(), bytes.size() * sizeof(typename Bytes::value_type));
 }
 
 // Zeroes a container the client library filled, however the scope is left.
