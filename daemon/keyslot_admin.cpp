@@ -46,6 +46,23 @@ Result<AddedKeyslot> KeyslotAdmin::add(const Caller& caller, AddKeyslotRequest r
                               "Invalid option 'pin': at most " +
                                   std::to_string(Tpm2Keyslot::kMaxPinSize) + " bytes");
         }
+        // Without a TCTI, the TPM that already holds a slot is the one meant.
+        if (request.tcti.empty()) {
+            for (const auto& slot : keyslots_.keyslots()) {
+                if (slot.type == Tpm2Keyslot::kType && slot.params.contains("tcti") &&
+                    slot.params["tcti"].is_string()) {
+                    request.tcti = slot.params["tcti"].get<std::string>();
+                }
+            }
+        }
+        if (request.tcti.empty()) {
+            request.tcti = Tpm2Keyslot::default_tcti();
+        }
+        if (request.tcti.empty()) {
+            return make_error(ErrorCode::InvalidArgument,
+                              "There is no TPM at /dev/tpmrm0 and no tpm2 keyslot to take a TCTI "
+                              "from: give the option 'tcti'");
+        }
         Tpm2Keyslot protector(Tpm2EnrollOptions{std::move(request.tcti), std::move(request.pcrs),
                                                 std::move(request.pin)});
         auto id = keyslots_.add(protector);

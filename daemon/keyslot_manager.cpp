@@ -129,9 +129,14 @@ Result<void> KeyslotManager::unlock_with(std::string_view type,
     if (!protector || !has_keyslot_of_type(type)) {
         return make_error(ErrorCode::NotFound, "No " + std::string(type) + " keyslot is enrolled");
     }
-    Error last = make_error(ErrorCode::AccessDenied, "no keyslot matched");
+    // A PIN goes only to slots that take one, and the first refusal ends the
+    // attempt: each wrong try is a dictionary-attack strike on the TPM, and
+    // trying one PIN on every slot would spend strikes on the right PIN. A
+    // recovery key costs no strikes, so every recovery slot is tried.
+    const bool with_pin = !credentials.pin.empty();
+    std::optional<Error> refused;
     for (const auto& slot : keyslots_) {
-        if (slot.type != type) {
+        if (slot.type != type || (with_pin && !slot.params.value("pin", false))) {
             continue;
         }
         auto master = protector->unseal(slot, credentials);
@@ -139,10 +144,18 @@ Result<void> KeyslotManager::unlock_with(std::string_view type,
         if (outcome) {
             return {};
         }
-        last = outcome.error();
+        refused = outcome.error();
+        refused->message = "Cannot unlock with " + std::string(type) + " keyslot " + slot.id +
+                           ": " + refused->message;
+        if (with_pin) {
+            break;
+        }
     }
-    last.message = "Cannot unlock with the " + std::string(type) + " keyslot: " + last.message;
-    return last;
+    if (refused) {
+        return *refused;
+    }
+    return make_error(ErrorCode::NotFound, "No " + std::string(type) + " keyslot takes " +
+                                               (with_pin ? "a PIN" : "these credentials"));
 }
 
 Result<std::string> KeyslotManager::add(KeyslotProtector& protector) {
@@ -168,6 +181,14 @@ Result<std::string> KeyslotManager::add(KeyslotProtector& protector) {
 }
 
 Result<void> KeyslotManager::remove(std::string_view id) {
+    // While locked nobody can tell which slot still works; removing one then
+    // could remove the only way back in.
+    if (locked()) {
+        return make_error(ErrorCode::Locked,
+                          "apikeyd is locked; unlock it before removing "
+                          "keyslots: " +
+                              lock_reason_);
+    }
     if (auto ok = validation::check_keyslot_id(id); !ok) {
         return ok;
     }

@@ -143,6 +143,18 @@ TEST_F(KeyslotManagerTest, RemovesAnyButTheLastSlot) {
     EXPECT_TRUE(manager->unlock_with("recovery", with_recovery_key(key)));
 }
 
+TEST_F(KeyslotManagerTest, NoSlotIsRemovedWhileLocked) {
+    add_recovery();
+    std::filesystem::remove(dir / std::string(SoftwareKeyslot::kFileName));
+    reopen();
+    manager->unlock();
+    ASSERT_TRUE(manager->locked());
+    const auto refused = manager->remove(recovery_id);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, ErrorCode::Locked);
+    EXPECT_EQ(manager->keyslots().size(), 2u);
+}
+
 TEST_F(KeyslotManagerTest, RemoveNamesAMissingOrMalformedId) {
     EXPECT_EQ(manager->remove("ks_aaaaaaaa").error().code, ErrorCode::NotFound);
     EXPECT_EQ(manager->remove("ak_not_an_id").error().code, ErrorCode::InvalidArgument);
