@@ -1,6 +1,7 @@
 #include <clocale>
 #include <iostream>
 #include <map>
+#include <memory>
 
 #include "cli/command.hpp"
 #include "cli/errors.hpp"
@@ -13,23 +14,54 @@ namespace {
 constexpr const char* kDescription =
     "apikeyctl creates, lists, checks and revokes API keys kept by apikeyd, and keeps\n"
     "secrets that others issued to you. It talks to apikeyd over the system D-Bus\n"
-    "(or the bus in $DBUS_SYSTEM_BUS_ADDRESS); you see and change only your own keys.";
+    "(or the bus in $DBUS_SYSTEM_BUS_ADDRESS); you see and change only your own keys.\n"
+    "root also manages the keyslots that seal apikeyd's master key, and unlocks it.";
 
 constexpr const char* kExitStatus =
     "Exit status: 0 success; 1 verify: the key is not valid; 2 usage error;\n"
     "3 apikeyd refused or failed the request; 4 apikeyd cannot be reached.\n"
     "Key text and secrets are read from standard input, never from arguments.";
 
-std::string failure_message(const CLI::App* app, const CLI::Error& error) {
-    std::string help = "apikeyctl";
-    for (const CLI::App* command : app->get_subcommands()) {
-        help += " " + command->get_name();
+// "apikeyctl keyslot add", from any command up the tree.
+std::string command_path(const CLI::App* app) {
+    std::string path = app->get_name();
+    for (app = app->get_parent(); app != nullptr; app = app->get_parent()) {
+        path = app->get_name() + " " + path;
     }
-    return "apikeyctl: " + std::string(error.what()) + "\nRun '" + help +
+    return path;
+}
+
+// Points at the help of the deepest command the parser got to.
+std::string failure_message(const CLI::App* app, const CLI::Error& error) {
+    for (auto chosen = app->get_subcommands(); !chosen.empty();
+         chosen = chosen.front()->get_subcommands()) {
+        app = chosen.front();
+    }
+    return "apikeyctl: " + std::string(error.what()) + "\nRun '" + command_path(app) +
            " --help' for more information.\n";
 }
 
 }  // namespace
+
+Runner add_commands(CLI::App& parent, std::span<const Command> commands) {
+    auto runners = std::make_shared<std::map<const CLI::App*, Runner>>();
+    for (const Command& command : commands) {
+        CLI::App* sub = parent.add_subcommand(command.name, command.summary);
+        runners->emplace(sub, command.setup(*sub));
+    }
+    return [&parent, runners]() -> int {
+        // Checked here rather than with require_subcommand(), which would
+        // call a mistyped command "missing" instead of naming it as unexpected.
+        const auto chosen = parent.get_subcommands();
+        if (chosen.empty()) {
+            std::cerr << "apikeyctl: A command is required\n"
+                      << "Run '" << command_path(&parent) << " --help' for more information."
+                      << std::endl;
+            return kExitUsage;
+        }
+        return runners->at(chosen.front())();
+    };
+}
 
 int run(int argc, char** argv, std::span<const Command> commands) {
     // For the display width of names in tables; nothing else depends on it.
@@ -39,12 +71,7 @@ int run(int argc, char** argv, std::span<const Command> commands) {
     app.set_version_flag("--version", std::string(kVersion));
     app.footer(kExitStatus);
     app.failure_message(failure_message);
-
-    std::map<const CLI::App*, Runner> runners;
-    for (const Command& command : commands) {
-        CLI::App* sub = app.add_subcommand(command.name, command.summary);
-        runners.emplace(sub, command.setup(*sub));
-    }
+    const Runner chosen_command = add_commands(app, commands);
 
     try {
         app.parse(argc, argv);
@@ -52,15 +79,8 @@ int run(int argc, char** argv, std::span<const Command> commands) {
         return app.exit(e) == 0 ? kExitOk : kExitUsage;
     }
 
-    // Checked here rather than with require_subcommand(), which would call a
-    // mistyped command "missing" instead of naming it as unexpected.
-    if (app.get_subcommands().empty()) {
-        std::cerr << "apikeyctl: A command is required\n"
-                  << "Run 'apikeyctl --help' for more information." << std::endl;
-        return kExitUsage;
-    }
     try {
-        return runners.at(app.get_subcommands().front())();
+        return chosen_command();
     } catch (const UsageError& e) {
         std::cerr << "apikeyctl: " << e.what() << "." << std::endl;
         return kExitUsage;

@@ -7,12 +7,11 @@
 namespace apikeyd::cli {
 namespace {
 
-bool is_key_id(std::string_view text) {
-    constexpr size_t kRandomChars = 12;
-    if (text.size() != 2 + kRandomChars || !text.starts_with("k_")) {
+bool is_id(std::string_view text, std::string_view prefix, size_t random_chars) {
+    if (text.size() != prefix.size() + random_chars || !text.starts_with(prefix)) {
         return false;
     }
-    for (const char c : text.substr(2)) {
+    for (const char c : text.substr(prefix.size())) {
         if (!((c >= 'a' && c <= 'z') || (c >= '2' && c <= '7'))) {
             return false;
         }
@@ -65,9 +64,18 @@ std::optional<uint64_t> parse_duration_seconds(std::string_view text) {
 const CLI::Validator& key_id() {
     static const CLI::Validator validator(
         [](std::string& value) -> std::string {
-            return is_key_id(value) ? "" : "not a key id (k_ followed by 12 of a-z, 2-7)";
+            return is_id(value, "k_", 12) ? "" : "not a key id (k_ followed by 12 of a-z, 2-7)";
         },
         "", "KEY_ID");
+    return validator;
+}
+
+const CLI::Validator& keyslot_id() {
+    static const CLI::Validator validator(
+        [](std::string& value) -> std::string {
+            return is_id(value, "ks_", 8) ? "" : "not a keyslot id (ks_ followed by 8 of a-z, 2-7)";
+        },
+        "", "KEYSLOT_ID");
     return validator;
 }
 

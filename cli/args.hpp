@@ -14,6 +14,9 @@ namespace apikeyd::cli {
 // the value: people paste key text where an id belongs.
 const CLI::Validator& key_id();
 
+// ks_ followed by 8 characters of a-z and 2-7.
+const CLI::Validator& keyslot_id();
+
 // A number with a unit: 3600s, 90m, 12h, 30d.
 const CLI::Validator& duration();
 std::optional<uint64_t> parse_duration_seconds(std::string_view text);

@@ -26,6 +26,17 @@ Runner setup_verify(CLI::App& command);
 Runner setup_import(CLI::App& command);
 Runner setup_get(CLI::App& command);
 Runner setup_status(CLI::App& command);
+Runner setup_unlock(CLI::App& command);
+Runner setup_keyslot(CLI::App& command);
+Runner setup_keyslot_list(CLI::App& command);
+Runner setup_keyslot_add(CLI::App& command);
+Runner setup_keyslot_add_tpm2(CLI::App& command);
+Runner setup_keyslot_add_recovery(CLI::App& command);
+Runner setup_keyslot_remove(CLI::App& command);
+
+// Adds `commands` below `parent` (apikeyctl itself, or a group such as
+// keyslot); the returned Runner runs whichever of them the command line chose.
+Runner add_commands(CLI::App& parent, std::span<const Command> commands);
 
 // Parses the command line, runs the chosen command and returns the exit
 // status, having printed any error.

@@ -11,18 +11,15 @@ namespace {
 constexpr std::string_view kApikeydErrors = "org.apikeyd1.Error.";
 
 // The daemon's messages are sentences that name what was wrong ("No key with
-// id 'k_…' (or it is not yours)", "Invalid scope 'x': …"), so most need no
-// prefix; the others get one that says what kind of refusal it was.
+// id 'k_…' (or it is not yours)", "Invalid scope 'x': …", "Only root may add
+// keyslots"), so most need no prefix; the others get one that says what kind
+// of refusal it was.
 constexpr std::pair<std::string_view, std::string_view> kPrefixes[] = {
-    {"NotFound", ""},
-    {"InvalidArgument", ""},
-    {"Revoked", ""},
-    {"Expired", ""},
-    {"Locked", ""},
-    {"LimitExceeded", ""},
-    {"Internal", ""},
-    {"RateLimited", "Too many failed attempts"},
-    {"AccessDenied", "Access denied"},
+    {"NotFound", ""},     {"InvalidArgument", ""},
+    {"Revoked", ""},      {"Expired", ""},
+    {"Locked", ""},       {"LimitExceeded", ""},
+    {"Internal", ""},     {"RateLimited", "Too many failed attempts"},
+    {"AccessDenied", ""},
 };
 
 // Errors that mean nobody answered: the daemon is not there, or not on this bus.
@@ -57,14 +54,21 @@ std::string sentence(std::string text) {
     return text;
 }
 
+// Every key command fails while apikeyd is locked; say what ends that.
+constexpr std::string_view kLockedHint =
+    "; see 'apikeyctl status', and unlock it as root with 'apikeyctl unlock'";
+
 std::string describe_daemon_error(std::string_view name, const std::string& message) {
     const std::string_view kind = name.substr(kApikeydErrors.size());
     for (const auto& [k, prefix] : kPrefixes) {
         if (k == kind) {
+            std::string text;
             if (message.empty()) {
-                return prefix.empty() ? std::string(kind) : std::string(prefix);
+                text = prefix.empty() ? std::string(kind) : std::string(prefix);
+            } else {
+                text = prefix.empty() ? message : std::string(prefix) + ": " + message;
             }
-            return prefix.empty() ? message : std::string(prefix) + ": " + message;
+            return kind == "Locked" ? text + std::string(kLockedHint) : text;
         }
     }
     // An error this client does not know yet: a newer daemon.

@@ -12,6 +12,10 @@ constexpr apikeyd::cli::Command kCommands[] = {
     {"get", "Write an imported secret to standard output", apikeyd::cli::setup_get},
     {"status", "Show whether apikeyd is unlocked, its keyslots and warnings",
      apikeyd::cli::setup_status},
+    {"keyslot", "List, add and remove the keyslots that seal the master key",
+     apikeyd::cli::setup_keyslot},
+    {"unlock", "Unlock a locked apikeyd with the recovery key or a PIN (root only)",
+     apikeyd::cli::setup_unlock},
 };
 
 }  // namespace

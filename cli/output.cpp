@@ -283,6 +283,56 @@ void print_fields(std::ostream& out, const Fields& fields, std::string_view inde
     }
 }
 
+std::string keyslot_details(const client::Dict& slot) {
+    // The contract's fields in a fixed order, then any a newer daemon adds.
+    static constexpr std::string_view kKnownOrder[] = {"tcti", "pcrs", "pin", "uri"};
+    std::vector<std::string> names(std::begin(kKnownOrder), std::end(kKnownOrder));
+    for (const auto& [name, value] : slot) {
+        if (name != "id" && name != "type" && name != "created_usec" &&
+            std::find(names.begin(), names.end(), name) == names.end()) {
+            names.push_back(name);
+        }
+    }
+    std::vector<std::string> details;
+    for (const auto& name : names) {
+        const auto it = slot.find(name);
+        if (it == slot.end()) {
+            continue;
+        }
+        const auto& value = it->second;
+        if (const auto* flag = std::get_if<bool>(&value)) {
+            // "pin" reads as "has a PIN"; its absence says there is none.
+            if (*flag) {
+                details.push_back(name);
+            }
+        } else if (const auto* text = std::get_if<std::string>(&value)) {
+            details.push_back(name + "=" + *text);
+        } else if (const auto* numbers = std::get_if<std::vector<uint32_t>>(&value)) {
+            std::vector<std::string> items;
+            for (const uint32_t n : *numbers) {
+                items.push_back(std::to_string(n));
+            }
+            details.push_back(name + "=" + (items.empty() ? "none" : join(items, ",")));
+        } else if (std::holds_alternative<uint64_t>(value) ||
+                   std::holds_alternative<uint32_t>(value)) {
+            details.push_back(name + "=" + std::to_string(number_field(slot, name)));
+        }
+    }
+    return details.empty() ? "-" : join(details, ", ");
+}
+
+void print_keyslots(std::ostream& out, const std::vector<client::Dict>& slots,
+                    std::string_view indent) {
+    const uint64_t now = now_usec();
+    Table table({"ID", "TYPE", "CREATED", "DETAILS"});
+    for (const auto& slot : slots) {
+        table.add_row({text_field(slot, "id"), text_field(slot, "type"),
+                       relative_time(number_field(slot, "created_usec"), now),
+                       keyslot_details(slot)});
+    }
+    table.print(out, indent);
+}
+
 nlohmann::json to_json(const client::Value& value) {
     return std::visit(
         [](const auto& v) -> nlohmann::json {

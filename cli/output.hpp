@@ -57,6 +57,13 @@ using Fields = std::vector<std::pair<std::string, std::string>>;
 // "Label:" then the values lined up in one column.
 void print_fields(std::ostream& out, const Fields& fields, std::string_view indent = "");
 
+// A keyslot's type-specific fields in one line, e.g.
+// "tcti=device:/dev/tpmrm0, pcrs=7,16, pin"; "-" when it has none.
+std::string keyslot_details(const client::Dict& slot);
+// A table of keyslots: ID, TYPE, CREATED, DETAILS.
+void print_keyslots(std::ostream& out, const std::vector<client::Dict>& slots,
+                    std::string_view indent = "");
+
 nlohmann::json to_json(const client::Value& value);
 nlohmann::json to_json(const client::Dict& dict);
 // Pretty-printed, on stdout.

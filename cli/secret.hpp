@@ -11,6 +11,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <utility>
+#include <variant>
 #include <vector>
 
 namespace apikeyd::cli {
@@ -83,5 +86,18 @@ class Secret {
 
 using SecretText = Secret<std::string>;
 using SecretBytes = Secret<std::vector<uint8_t>>;
+
+// Puts `secret` into an a{sv} dictionary for the D-Bus client (a PIN, a
+// recovery key) as a string built in place: a temporary would leave a copy
+// behind. The entry is wiped when the returned guard goes, which must be
+// before the dictionary does.
+template <typename Dict>
+[[nodiscard]] WipeOnExit<std::string> put_secret(Dict& dict, const std::string& name,
+                                                 const SecretText& secret) {
+    const auto [entry, inserted] =
+        dict.emplace(std::piecewise_construct, std::forward_as_tuple(name),
+                     std::forward_as_tuple(std::in_place_type<std::string>, secret.view()));
+    return WipeOnExit<std::string>(std::get<std::string>(entry->second));
+}
 
 }  // namespace apikeyd::cli

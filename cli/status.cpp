@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -12,6 +13,30 @@ struct StatusArgs {
     bool json = false;
 };
 
+bool has_slot(const std::vector<client::Dict>& slots, std::string_view type,
+              std::string_view flag = "") {
+    return std::any_of(slots.begin(), slots.end(), [&](const client::Dict& slot) {
+        return text_field(slot, "type") == type &&
+               (flag.empty() || flag_field(slot, std::string(flag)));
+    });
+}
+
+// Only the ways in this installation has: a tpm2 slot without a PIN has
+// nothing a person could type.
+std::string unlock_hint(const std::vector<client::Dict>& slots) {
+    std::vector<std::string> ways;
+    if (has_slot(slots, "recovery")) {
+        ways.emplace_back("apikeyctl unlock --recovery-key");
+    }
+    if (has_slot(slots, "tpm2", "pin")) {
+        ways.emplace_back("apikeyctl unlock --pin");
+    }
+    if (ways.empty()) {
+        return "";
+    }
+    return join(ways, ", or ") + " (as root)";
+}
+
 int run_status(const StatusArgs& args) {
     auto daemon = client::Client::connect_system();
     const client::Dict status = daemon.get_status();
@@ -20,26 +45,24 @@ int run_status(const StatusArgs& args) {
         return 0;
     }
 
-    const uint64_t now = now_usec();
-    std::string state = "unlocked";
-    if (flag_field(status, "locked")) {
-        const std::string reason = text_field(status, "lock_reason");
-        state = reason.empty() ? "locked" : "locked: " + reason;
-    }
+    const bool locked = flag_field(status, "locked");
     const auto keyslots = dicts_field(status, "keyslots");
-    print_fields(std::cout, {
-                                {"Version", text_field(status, "version")},
-                                {"State", state},
-                                {"Keys", std::to_string(number_field(status, "keys"))},
-                                {"Keyslots", std::to_string(keyslots.size())},
-                            });
-    if (!keyslots.empty()) {
-        Table table({"ID", "TYPE", "CREATED"});
-        for (const auto& slot : keyslots) {
-            table.add_row({text_field(slot, "id"), text_field(slot, "type"),
-                           relative_time(number_field(slot, "created_usec"), now)});
+    Fields fields = {
+        {"Version", text_field(status, "version")},
+        {"State", locked ? "locked" : "unlocked"},
+    };
+    if (locked) {
+        const std::string reason = text_field(status, "lock_reason");
+        fields.emplace_back("Lock reason", reason.empty() ? "(none given)" : reason);
+        if (const std::string hint = unlock_hint(keyslots); !hint.empty()) {
+            fields.emplace_back("To unlock", hint);
         }
-        table.print(std::cout, "  ");
+    }
+    fields.emplace_back("Keys", std::to_string(number_field(status, "keys")));
+    fields.emplace_back("Keyslots", std::to_string(keyslots.size()));
+    print_fields(std::cout, fields);
+    if (!keyslots.empty()) {
+        print_keyslots(std::cout, keyslots, "  ");
     }
     for (const auto& warning : list_field(status, "warnings")) {
         std::cout << "Warning: " << printable(warning) << '\n';

@@ -145,6 +145,14 @@ template void read_all(int, SecretBytes&, size_t, std::string_view);
 template void prompt_hidden(std::string_view, SecretText&, size_t, std::string_view);
 template void prompt_hidden(std::string_view, SecretBytes&, size_t, std::string_view);
 
+void read_secret_line(std::string_view prompt, SecretText& out, size_t max, std::string_view what) {
+    if (is_tty(STDIN_FILENO)) {
+        prompt_hidden(prompt, out, max, what);
+    } else {
+        read_first_line(STDIN_FILENO, out, max, std::string(what) + " on standard input");
+    }
+}
+
 bool confirm(std::string_view question) {
     std::cerr << question << " [y/N] " << std::flush;
     std::string answer;

@@ -27,6 +27,10 @@ void read_all(int fd, Secret<Bytes>& out, size_t max, std::string_view what);
 template <typename Bytes>
 void prompt_hidden(std::string_view prompt, Secret<Bytes>& out, size_t max, std::string_view what);
 
+// One line of secret input (a key, a PIN, a recovery key): asked for with
+// `prompt` and without echo on a terminal, else the first line of stdin.
+void read_secret_line(std::string_view prompt, SecretText& out, size_t max, std::string_view what);
+
 // Asks a yes/no question on stderr and reads the answer from stdin; only "y"
 // or "yes" is yes.
 bool confirm(std::string_view question);

@@ -1,5 +1,3 @@
-#include <unistd.h>
-
 #include <iostream>
 #include <memory>
 
@@ -30,11 +28,7 @@ int run_verify(const CLI::App& command, const VerifyArgs& args) {
             "command line");
     }
     SecretText key;
-    if (is_tty(STDIN_FILENO)) {
-        prompt_hidden("API key: ", key, kMaxKeyLine, "key");
-    } else {
-        read_first_line(STDIN_FILENO, key, kMaxKeyLine, "key on standard input");
-    }
+    read_secret_line("API key: ", key, kMaxKeyLine, "key");
     if (key.empty()) {
         throw UsageError("No key given");
     }

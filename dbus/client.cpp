@@ -394,6 +394,33 @@ Dict Client::get_status() {
     return read_top_dict(reply.get());
 }
 
+AddedKeyslot Client::add_keyslot(const std::string& type, const Dict& options) {
+    auto m = impl_->new_call("AddKeyslot");
+    check(sd_bus_message_sensitive(m.get()), "Cannot protect the AddKeyslot call");
+    check(sd_bus_message_append_basic(m.get(), 's', type.c_str()), "Cannot build AddKeyslot");
+    append_dict(m.get(), options);
+    auto reply = impl_->call(m);
+    check(sd_bus_message_sensitive(reply.get()), "Cannot protect the AddKeyslot reply");
+    AddedKeyslot added;
+    read_string_into(reply.get(), added.id);
+    read_string_into(reply.get(), added.recovery_key);
+    return added;
+}
+
+void Client::remove_keyslot(const std::string& id) {
+    auto m = impl_->new_call("RemoveKeyslot");
+    check(sd_bus_message_append_basic(m.get(), 's', id.c_str()), "Cannot build RemoveKeyslot");
+    impl_->call(m);
+}
+
+void Client::unlock(const std::string& type, const Dict& credentials) {
+    auto m = impl_->new_call("Unlock");
+    check(sd_bus_message_sensitive(m.get()), "Cannot protect the Unlock call");
+    check(sd_bus_message_append_basic(m.get(), 's', type.c_str()), "Cannot build Unlock");
+    append_dict(m.get(), credentials);
+    impl_->call(m);
+}
+
 std::string Client::introspect() {
     sd_bus_message* raw = nullptr;
     check(sd_bus_message_new_method_call(impl_->bus.get(), &raw, kBusName, kObjectPath,

@@ -5,8 +5,9 @@
 // bus) is thrown as BusError carrying the error name and message.
 //
 // Messages that carry a secret (the key in VerifyKey, the secret in
-// ImportSecret, the replies of CreateKey and GetSecret) are marked sensitive
-// so sd-bus wipes them when they are freed.
+// ImportSecret, the replies of CreateKey and GetSecret, both directions of
+// AddKeyslot and the credentials of Unlock) are marked sensitive so sd-bus
+// wipes them when they are freed.
 
 #include <cstdint>
 #include <map>
@@ -55,6 +56,11 @@ struct CreatedKey {
     std::string key;  // wiped by the caller once shown
 };
 
+struct AddedKeyslot {
+    std::string id;
+    std::string recovery_key;  // "" unless the type is recovery; wiped by the caller once shown
+};
+
 struct Verification {
     bool valid = false;
     std::string id;
@@ -82,6 +88,11 @@ class Client {
     Verification verify_key(const std::string& key, const std::string& scope);
     std::vector<uint8_t> get_secret(const std::string& id);
     Dict get_status();
+    // `options` may hold a PIN ("pin" s); the caller wipes its copy.
+    AddedKeyslot add_keyslot(const std::string& type, const Dict& options);
+    void remove_keyslot(const std::string& id);
+    // `credentials` holds "pin" s or "recovery_key" s; the caller wipes its copy.
+    void unlock(const std::string& type, const Dict& credentials);
 
     // The daemon's introspection XML (org.freedesktop.DBus.Introspectable).
     std::string introspect();
