@@ -60,6 +60,9 @@ void Daemon::start() {
     if (options_.software_keyslot && !started_before_) {
         argv.push_back("--insecure-software-keyslot");
     }
+    if (!started_before_) {
+        argv.insert(argv.end(), options_.first_start_args.begin(), options_.first_start_args.end());
+    }
     argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
     auto env = base_environment();
     env.push_back("DBUS_SYSTEM_BUS_ADDRESS=" + bus_.address());

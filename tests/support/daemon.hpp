@@ -19,7 +19,13 @@ struct DaemonOptions {
     // Pass --insecure-software-keyslot on the first start (an empty state
     // directory needs a keyslot choice); later starts run without it.
     bool software_keyslot = true;
+    // Passed on every start.
     std::vector<std::string> extra_args;
+    // Passed on the first start only, like software_keyslot: the keyslot
+    // choice of an empty state directory, e.g. "--tpm2-device=swtpm:..."
+    // (with software_keyslot = false). Later starts must unlock from what
+    // the state directory holds.
+    std::vector<std::string> first_start_args;
 };
 
 class Daemon {
