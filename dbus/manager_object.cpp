@@ -555,7 +555,16 @@ int ManagerObject::add_keyslot(sd_bus_message* m, sd_bus_error* ret) {
     if (const auto it = options->find("pcrs"); it != options->end()) {
         request.pcrs = std::get<std::vector<uint32_t>>(it->second);
     }
+    const bool pin_given = options->contains("pin");
     request.pin = take_secret(*options, "pin");
+    // An empty PIN would silently make a slot without one.
+    if (pin_given && request.pin.empty()) {
+        return reply_error(ret,
+                           make_error(ErrorCode::InvalidArgument,
+                                      "Invalid option 'pin': it is empty; leave it out for a "
+                                      "keyslot without a PIN"),
+                           "AddKeyslot");
+    }
     auto added = keyslots_.add(*caller, std::move(request));
     if (!added) {
         return reply_error(ret, added.error(), "AddKeyslot");
