@@ -1,4 +1,5 @@
 #include "daemon/keyslots/pkcs11_keyslot.hpp"
+#include "daemon/hex.hpp"
 
 #include <libp11.h>
 #include <openssl/core_names.h>
@@ -137,43 +138,6 @@ struct OpensslFree {
 };
 
 // ------------------------------------------------------------- encoding ---
-
-std::string to_hex(std::span<const uint8_t> bytes) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string text;
-    text.reserve(bytes.size() * 2);
-    for (uint8_t b : bytes) {
-        text.push_back(kDigits[b >> 4]);
-        text.push_back(kDigits[b & 0xF]);
-    }
-    return text;
-}
-
-std::optional<std::vector<uint8_t>> from_hex(std::string_view text) {
-    if (text.size() % 2 != 0) {
-        return std::nullopt;
-    }
-    auto nibble = [](char c) -> int {
-        if (c >= '0' && c <= '9')
-            return c - '0';
-        if (c >= 'a' && c <= 'f')
-            return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-            return c - 'A' + 10;
-        return -1;
-    };
-    std::vector<uint8_t> bytes;
-    bytes.reserve(text.size() / 2);
-    for (size_t i = 0; i < text.size(); i += 2) {
-        const int hi = nibble(text[i]);
-        const int lo = nibble(text[i + 1]);
-        if (hi < 0 || lo < 0) {
-            return std::nullopt;
-        }
-        bytes.push_back(static_cast<uint8_t>(hi << 4 | lo));
-    }
-    return bytes;
-}
 
 std::span<const uint8_t> key_id_of(const PKCS11_KEY& key) {
     return key.id == nullptr ? std::span<const uint8_t>() : std::span(key.id, key.id_len);
@@ -364,7 +328,8 @@ class TokenSession {
             }
             found.push_back(&key);
         }
-        const std::string which = key_id ? uri_ + " with id " + to_hex(*key_id) : std::string(uri_);
+        const std::string which =
+            key_id ? uri_ + " with id " + hex::encode(*key_id) : std::string(uri_);
         if (found.empty()) {
             return make_error(missing, "no private key on the pkcs11 token matches " + which);
         }
@@ -435,7 +400,7 @@ Result<EvpPkeyPtr> software_public_key(PKCS11_TOKEN* token, PKCS11_KEY* key, EVP
     if (der.empty()) {
         return make_error(ErrorCode::InvalidArgument,
                           "the pkcs11 token " + uri + " shows neither the public half of key id " +
-                              to_hex(key_id_of(*key)) + " nor a certificate for it");
+                              hex::encode(key_id_of(*key)) + " nor a certificate for it");
     }
     const unsigned char* cursor = der.data();
     EvpPkeyPtr copy(d2i_PUBKEY(nullptr, &cursor, static_cast<long>(der.size())));
@@ -711,7 +676,7 @@ Result<SlotParams> parse_params(const KeyslotRecord& record) {
     if (!key_id) {
         return key_id.error();
     }
-    auto id = from_hex(*key_id);
+    auto id = hex::decode(*key_id);
     if (!id || id->empty() || id->size() > Pkcs11Keyslot::kMaxKeyIdSize) {
         return malformed("key_id is not a hex CKA_ID");
     }
@@ -729,7 +694,7 @@ Result<SlotParams> parse_params(const KeyslotRecord& record) {
         if (!ephemeral_text) {
             return ephemeral_text.error();
         }
-        auto ephemeral = from_hex(*ephemeral_text);
+        auto ephemeral = hex::decode(*ephemeral_text);
         if (!ephemeral || ephemeral->size() != kP256PointSize || (*ephemeral)[0] != 0x04) {
             return malformed("ephemeral_public is not an uncompressed P-256 point");
         }
@@ -900,11 +865,11 @@ Result<void> Pkcs11Keyslot::enroll(const SecretBuffer& master, KeyslotRecord& re
     record.params = {
         {"uri", shown},
         {"mechanism", mechanism},
-        {"key_id", to_hex(key_id)},
+        {"key_id", hex::encode(key_id)},
         {"module", *module},
     };
     if (!ephemeral_point.empty()) {
-        record.params["ephemeral_public"] = to_hex(ephemeral_point);
+        record.params["ephemeral_public"] = hex::encode(ephemeral_point);
     }
     record.sealed = std::move(sealed);
     return {};

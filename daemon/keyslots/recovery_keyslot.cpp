@@ -1,7 +1,7 @@
 #include "daemon/keyslots/recovery_keyslot.hpp"
+#include "daemon/hex.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <string>
 
 namespace apikeyd {
@@ -14,31 +14,6 @@ Error invalid_key() {
     return make_error(ErrorCode::InvalidArgument,
                       "A recovery key is 32 characters of a-z and 2-7, in groups of 4 separated "
                       "by dashes");
-}
-
-std::string to_hex(std::span<const uint8_t> bytes) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    for (uint8_t b : bytes) {
-        out += kDigits[b >> 4];
-        out += kDigits[b & 15];
-    }
-    return out;
-}
-
-std::optional<std::vector<uint8_t>> from_hex(const std::string& hex) {
-    if (hex.size() % 2 != 0) {
-        return std::nullopt;
-    }
-    std::vector<uint8_t> out(hex.size() / 2);
-    for (size_t i = 0; i < out.size(); ++i) {
-        const auto [end, ec] =
-            std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, out[i], 16);
-        if (ec != std::errc() || end != hex.data() + 2 * i + 2) {
-            return std::nullopt;
-        }
-    }
-    return out;
 }
 
 std::vector<uint8_t> associated_data(std::span<const uint8_t> salt) {
@@ -102,7 +77,7 @@ Result<void> RecoveryKeyslot::enroll(const SecretBuffer& master, KeyslotRecord& 
                      {"n", params_.n},
                      {"r", params_.r},
                      {"p", params_.p},
-                     {"salt", to_hex(salt)}};
+                     {"salt", hex::encode(salt)}};
     record.sealed = std::move(*sealed);
     recovery_key_ = std::move(grouped);
     return {};
@@ -123,7 +98,7 @@ Result<SecretBuffer> RecoveryKeyslot::unseal(const KeyslotRecord& record,
     if (p.value("kdf", "") == "scrypt" && p.contains("salt") && p["salt"].is_string() &&
         p.contains("n") && p["n"].is_number_unsigned() && p.contains("r") &&
         p["r"].is_number_unsigned() && p.contains("p") && p["p"].is_number_unsigned()) {
-        salt = from_hex(p["salt"].get<std::string>());
+        salt = hex::decode(p["salt"].get<std::string>());
         params = {p["n"].get<uint64_t>(), p["r"].get<uint32_t>(), p["p"].get<uint32_t>()};
     }
     if (!salt || salt->empty()) {

@@ -1,4 +1,5 @@
 #include "daemon/keyslots/tpm2_keyslot.hpp"
+#include "daemon/hex.hpp"
 
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_mu.h>
@@ -236,42 +237,6 @@ void wipe_response_buffer(ESYS_CONTEXT* esys) {
 }
 
 // ------------------------------------------------------------- encoding ---
-
-std::string to_hex(std::span<const uint8_t> bytes) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string text;
-    text.reserve(bytes.size() * 2);
-    for (uint8_t b : bytes) {
-        text.push_back(kDigits[b >> 4]);
-        text.push_back(kDigits[b & 0xF]);
-    }
-    return text;
-}
-
-std::optional<std::vector<uint8_t>> from_hex(std::string_view text) {
-    if (text.size() % 2 != 0) {
-        return std::nullopt;
-    }
-    auto nibble = [](char c) -> int {
-        if (c >= '0' && c <= '9')
-            return c - '0';
-        if (c >= 'a' && c <= 'f')
-            return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-            return c - 'A' + 10;
-        return -1;
-    };
-    std::vector<uint8_t> bytes;
-    for (size_t i = 0; i < text.size(); i += 2) {
-        const int hi = nibble(text[i]);
-        const int lo = nibble(text[i + 1]);
-        if (hi < 0 || lo < 0) {
-            return std::nullopt;
-        }
-        bytes.push_back(static_cast<uint8_t>(hi << 4 | lo));
-    }
-    return bytes;
-}
 
 // ------------------------------------------------------------ validation ---
 
@@ -522,7 +487,7 @@ Result<Srk> open_srk(ESYS_CONTEXT* esys, const std::optional<std::vector<uint8_t
                           std::string(kAnotherTpm) +
                               ": the TPM's storage root key is not the one the keyslot was sealed "
                               "to (expected Name " +
-                              to_hex(*expected_name) + ", found " + to_hex(*name) + ")");
+                              hex::encode(*expected_name) + ", found " + hex::encode(*name) + ")");
     }
     return Srk{std::move(primary), std::move(*name)};
 }
@@ -679,7 +644,7 @@ Result<SlotParams> parse_params(const nlohmann::json& params) {
     if (srk_name == params.end() || !srk_name->is_string()) {
         return malformed("no srk_name");
     }
-    auto name = from_hex(srk_name->get<std::string>());
+    auto name = hex::decode(srk_name->get<std::string>());
     if (!name || name->size() != kNameSize) {
         return malformed("srk_name is not a hex SHA-256 Name");
     }
@@ -838,7 +803,7 @@ Result<void> Tpm2Keyslot::enroll(const SecretBuffer& master, KeyslotRecord& reco
         {"tcti", tcti},
         {"pcrs", *pcrs},
         {"pin", has_pin},
-        {"srk_name", to_hex(srk_name)},
+        {"srk_name", hex::encode(srk_name)},
         {"pcr_bank", std::string(kPcrBank)},
     };
     record.sealed = std::move(sealed);
