@@ -31,6 +31,7 @@ Runner setup_keyslot(CLI::App& command);
 Runner setup_keyslot_list(CLI::App& command);
 Runner setup_keyslot_add(CLI::App& command);
 Runner setup_keyslot_add_tpm2(CLI::App& command);
+Runner setup_keyslot_add_pkcs11(CLI::App& command);
 Runner setup_keyslot_add_recovery(CLI::App& command);
 Runner setup_keyslot_remove(CLI::App& command);
 

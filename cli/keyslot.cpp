@@ -12,6 +12,8 @@ constexpr Command kKeyslotCommands[] = {
 constexpr Command kAddCommands[] = {
     {"tpm2", "A keyslot sealed by a TPM 2.0, optionally bound to PCRs and a PIN",
      setup_keyslot_add_tpm2},
+    {"pkcs11", "A keyslot sealed by a key on a PKCS#11 smartcard or token (PIN needed)",
+     setup_keyslot_add_pkcs11},
     {"recovery", "A recovery key, shown once, for when the TPM no longer unseals",
      setup_keyslot_add_recovery},
 };

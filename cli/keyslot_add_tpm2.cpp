@@ -1,11 +1,10 @@
 #include <unistd.h>
 
-#include <iostream>
 #include <memory>
 
 #include "cli/command.hpp"
 #include "cli/errors.hpp"
-#include "cli/output.hpp"
+#include "cli/keyslot_added.hpp"
 #include "cli/terminal.hpp"
 #include "dbus/client.hpp"
 
@@ -41,16 +40,6 @@ void read_new_pin(SecretText& pin) {
     }
 }
 
-// What apikeyd recorded, which is what counts (it picks the default TCTI).
-std::string details_of(client::Client& daemon, const std::string& id) {
-    for (const auto& slot : dicts_field(daemon.get_status(), "keyslots")) {
-        if (text_field(slot, "id") == id) {
-            return keyslot_details(slot);
-        }
-    }
-    return "-";
-}
-
 int run_add_tpm2(const CLI::App& command, const AddTpm2Args& args) {
     // A PIN given as an argument would be in the process list; it is not repeated.
     if (command.remaining_size() != 0) {
@@ -77,12 +66,7 @@ int run_add_tpm2(const CLI::App& command, const AddTpm2Args& args) {
     } else {
         added = daemon.add_keyslot("tpm2", options);
     }
-    if (args.json) {
-        print_json({{"id", added.id}});
-    } else {
-        std::cout << "Added tpm2 keyslot " << printable(added.id) << " ("
-                  << printable(details_of(daemon, added.id)) << ")." << std::endl;
-    }
+    print_added_keyslot(daemon, "tpm2", added.id, args.json);
     return 0;
 }
 

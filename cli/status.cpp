@@ -28,7 +28,11 @@ std::string unlock_hint(const std::vector<client::Dict>& slots) {
     if (has_slot(slots, "recovery")) {
         ways.emplace_back("apikeyctl unlock --recovery-key");
     }
-    if (has_slot(slots, "tpm2", "pin")) {
+    const bool tpm2_pin = has_slot(slots, "tpm2", "pin");
+    const bool pkcs11_pin = has_slot(slots, "pkcs11", "pin");
+    if (tpm2_pin && pkcs11_pin) {
+        ways.emplace_back("apikeyctl unlock --pin --type tpm2|pkcs11");
+    } else if (tpm2_pin || pkcs11_pin) {
         ways.emplace_back("apikeyctl unlock --pin");
     }
     if (ways.empty()) {

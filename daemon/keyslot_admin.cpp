@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "daemon/keyslots/pkcs11_keyslot.hpp"
 #include "daemon/keyslots/recovery_keyslot.hpp"
 #include "daemon/keyslots/tpm2_keyslot.hpp"
 #include "daemon/validation.hpp"
@@ -31,6 +32,14 @@ Result<void> check_pcrs(std::vector<uint32_t>& pcrs) {
     return {};
 }
 
+Result<void> check_pin_size(const SecretBuffer& pin, size_t limit) {
+    if (pin.size() > limit) {
+        return make_error(ErrorCode::InvalidArgument,
+                          "Invalid option 'pin': at most " + std::to_string(limit) + " bytes");
+    }
+    return {};
+}
+
 }  // namespace
 
 Result<AddedKeyslot> KeyslotAdmin::add(const Caller& caller, AddKeyslotRequest request) {
@@ -38,56 +47,97 @@ Result<AddedKeyslot> KeyslotAdmin::add(const Caller& caller, AddKeyslotRequest r
         return ok.error();
     }
     if (request.type == Tpm2Keyslot::kType) {
-        if (auto ok = check_pcrs(request.pcrs); !ok) {
-            return ok.error();
-        }
-        if (request.pin.size() > Tpm2Keyslot::kMaxPinSize) {
-            return make_error(ErrorCode::InvalidArgument,
-                              "Invalid option 'pin': at most " +
-                                  std::to_string(Tpm2Keyslot::kMaxPinSize) + " bytes");
-        }
-        // Without a TCTI, the TPM that already holds a slot is the one meant.
-        if (request.tcti.empty()) {
-            for (const auto& slot : keyslots_.keyslots()) {
-                if (slot.type == Tpm2Keyslot::kType && slot.params.contains("tcti") &&
-                    slot.params["tcti"].is_string()) {
-                    request.tcti = slot.params["tcti"].get<std::string>();
-                }
-            }
-        }
-        if (request.tcti.empty()) {
-            request.tcti = Tpm2Keyslot::default_tcti();
-        }
-        if (request.tcti.empty()) {
-            return make_error(ErrorCode::InvalidArgument,
-                              "There is no TPM at /dev/tpmrm0 and no tpm2 keyslot to take a TCTI "
-                              "from: give the option 'tcti'");
-        }
-        Tpm2Keyslot protector(Tpm2EnrollOptions{std::move(request.tcti), std::move(request.pcrs),
-                                                std::move(request.pin)});
-        auto id = keyslots_.add(protector);
-        if (!id) {
-            return id.error();
-        }
-        return AddedKeyslot{std::move(*id), SecretBuffer()};
+        return add_tpm2(std::move(request));
+    }
+    if (request.type == Pkcs11Keyslot::kType) {
+        return add_pkcs11(std::move(request));
     }
     if (request.type == RecoveryKeyslot::kType) {
-        if (!request.tcti.empty() || !request.pcrs.empty() || !request.pin.empty()) {
-            return make_error(ErrorCode::InvalidArgument,
-                              "A recovery keyslot takes no options (tcti, pcrs and pin are for "
-                              "tpm2)");
-        }
-        RecoveryKeyslot protector;
-        auto id = keyslots_.add(protector);
-        if (!id) {
-            return id.error();
-        }
-        SecretBuffer recovery_key(protector.recovery_key().span());
-        return AddedKeyslot{std::move(*id), std::move(recovery_key)};
+        return add_recovery(request);
     }
     return make_error(ErrorCode::InvalidArgument, "Invalid keyslot type " +
                                                       validation::quote_for_message(request.type) +
-                                                      ": use tpm2 or recovery");
+                                                      ": use tpm2, pkcs11 or recovery");
+}
+
+Result<AddedKeyslot> KeyslotAdmin::add_tpm2(AddKeyslotRequest request) {
+    if (!request.uri.empty()) {
+        return make_error(ErrorCode::InvalidArgument,
+                          "Invalid option 'uri' for a tpm2 keyslot: it is for pkcs11");
+    }
+    if (auto ok = check_pcrs(request.pcrs); !ok) {
+        return ok.error();
+    }
+    if (auto ok = check_pin_size(request.pin, Tpm2Keyslot::kMaxPinSize); !ok) {
+        return ok.error();
+    }
+    // Without a TCTI, the TPM that already holds a slot is the one meant.
+    if (request.tcti.empty()) {
+        for (const auto& slot : keyslots_.keyslots()) {
+            if (slot.type == Tpm2Keyslot::kType && slot.params.contains("tcti") &&
+                slot.params["tcti"].is_string()) {
+                request.tcti = slot.params["tcti"].get<std::string>();
+            }
+        }
+    }
+    if (request.tcti.empty()) {
+        request.tcti = Tpm2Keyslot::default_tcti();
+    }
+    if (request.tcti.empty()) {
+        return make_error(ErrorCode::InvalidArgument,
+                          "There is no TPM at /dev/tpmrm0 and no tpm2 keyslot to take a TCTI "
+                          "from: give the option 'tcti'");
+    }
+    Tpm2Keyslot protector(Tpm2EnrollOptions{std::move(request.tcti), std::move(request.pcrs),
+                                            std::move(request.pin)});
+    auto id = keyslots_.add(protector);
+    if (!id) {
+        return id.error();
+    }
+    return AddedKeyslot{std::move(*id), SecretBuffer()};
+}
+
+Result<AddedKeyslot> KeyslotAdmin::add_pkcs11(AddKeyslotRequest request) {
+    if (!request.tcti.empty() || !request.pcrs.empty()) {
+        return make_error(ErrorCode::InvalidArgument,
+                          "Invalid option for a pkcs11 keyslot: tcti and pcrs are for tpm2");
+    }
+    if (request.uri.empty()) {
+        return make_error(ErrorCode::InvalidArgument,
+                          "A pkcs11 keyslot needs the option 'uri' (RFC 7512, e.g. "
+                          "pkcs11:token=...;id=...)");
+    }
+    // Enrolment logs in to prove the round trip on the token.
+    if (request.pin.empty()) {
+        return make_error(ErrorCode::InvalidArgument,
+                          "A pkcs11 keyslot needs the option 'pin': the token's user PIN");
+    }
+    if (auto ok = check_pin_size(request.pin, Pkcs11Keyslot::kMaxPinSize); !ok) {
+        return ok.error();
+    }
+    Pkcs11Keyslot protector(Pkcs11EnrollOptions{std::move(request.uri), std::move(request.pin)},
+                            keyslots_.pkcs11_modules());
+    auto id = keyslots_.add(protector);
+    if (!id) {
+        return id.error();
+    }
+    return AddedKeyslot{std::move(*id), SecretBuffer()};
+}
+
+Result<AddedKeyslot> KeyslotAdmin::add_recovery(const AddKeyslotRequest& request) {
+    if (!request.tcti.empty() || !request.pcrs.empty() || !request.uri.empty() ||
+        !request.pin.empty()) {
+        return make_error(ErrorCode::InvalidArgument,
+                          "A recovery keyslot takes no options (tcti and pcrs are for tpm2, uri "
+                          "for pkcs11, pin for both)");
+    }
+    RecoveryKeyslot protector;
+    auto id = keyslots_.add(protector);
+    if (!id) {
+        return id.error();
+    }
+    SecretBuffer recovery_key(protector.recovery_key().span());
+    return AddedKeyslot{std::move(*id), std::move(recovery_key)};
 }
 
 Result<void> KeyslotAdmin::remove(const Caller& caller, std::string_view id) {
@@ -98,16 +148,18 @@ Result<void> KeyslotAdmin::remove(const Caller& caller, std::string_view id) {
 }
 
 Result<void> KeyslotAdmin::unlock(const Caller& caller, std::string_view type,
-                                  const UnlockCredentials& credentials) {
+                                  const UnlockCredentials& credentials, std::string_view keyslot) {
     if (auto ok = require_root(caller, "unlock apikeyd"); !ok) {
         return ok;
     }
-    if (type != Tpm2Keyslot::kType && type != RecoveryKeyslot::kType) {
+    if (type != Tpm2Keyslot::kType && type != Pkcs11Keyslot::kType &&
+        type != RecoveryKeyslot::kType) {
         return make_error(ErrorCode::InvalidArgument,
                           "Invalid keyslot type " + validation::quote_for_message(type) +
-                              ": unlock with tpm2 (a PIN) or recovery (the recovery key)");
+                              ": unlock with tpm2 or pkcs11 (a PIN) or recovery (the recovery "
+                              "key)");
     }
-    return keyslots_.unlock_with(type, credentials);
+    return keyslots_.unlock_with(type, credentials, keyslot);
 }
 
 }  // namespace apikeyd

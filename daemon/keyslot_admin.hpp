@@ -1,7 +1,7 @@
 #pragma once
 // The rules for managing keyslots: only root may add, remove or unlock, a
 // software slot is never added at run time, and each type's options are
-// checked before any hardware is touched.
+// checked before any hardware is touched (or any PKCS#11 module loaded).
 
 #include <cstdint>
 #include <string>
@@ -14,10 +14,11 @@
 namespace apikeyd {
 
 struct AddKeyslotRequest {
-    std::string type;            // "tpm2" or "recovery"
+    std::string type;            // "tpm2", "pkcs11" or "recovery"
     std::string tcti;            // tpm2; empty = the default device
     std::vector<uint32_t> pcrs;  // tpm2; sha256 bank
-    SecretBuffer pin;            // tpm2; empty = no PIN
+    std::string uri;             // pkcs11 (RFC 7512); required
+    SecretBuffer pin;            // tpm2: empty = no PIN; pkcs11: required
 };
 
 struct AddedKeyslot {
@@ -31,10 +32,15 @@ class KeyslotAdmin {
 
     Result<AddedKeyslot> add(const Caller& caller, AddKeyslotRequest request);
     Result<void> remove(const Caller& caller, std::string_view id);
+    // `keyslot`: only that slot, else every slot of `type` in order.
     Result<void> unlock(const Caller& caller, std::string_view type,
-                        const UnlockCredentials& credentials);
+                        const UnlockCredentials& credentials, std::string_view keyslot = {});
 
   private:
+    Result<AddedKeyslot> add_tpm2(AddKeyslotRequest request);
+    Result<AddedKeyslot> add_pkcs11(AddKeyslotRequest request);
+    Result<AddedKeyslot> add_recovery(const AddKeyslotRequest& request);
+
     KeyslotManager& keyslots_;
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "daemon/ids.hpp"
+#include "daemon/keyslots/pkcs11_keyslot.hpp"
 #include "daemon/keyslots/recovery_keyslot.hpp"
 #include "daemon/keyslots/software_keyslot.hpp"
 #include "daemon/keyslots/tpm2_keyslot.hpp"
@@ -14,8 +15,11 @@ constexpr std::string_view kCheckValueMeta = "master_key_check";
 }
 
 KeyslotManager::KeyslotManager(Store& store, std::filesystem::path state_directory,
-                               const Clock& clock)
-    : store_(store), state_directory_(std::move(state_directory)), clock_(clock) {}
+                               const Clock& clock, Pkcs11ModuleAllowlist pkcs11_modules)
+    : store_(store),
+      state_directory_(std::move(state_directory)),
+      clock_(clock),
+      pkcs11_modules_(std::move(pkcs11_modules)) {}
 
 Result<bool> KeyslotManager::initialized() {
     auto slots = store_.list_keyslots();
@@ -36,7 +40,18 @@ std::unique_ptr<KeyslotProtector> KeyslotManager::protector_for(std::string_view
     if (type == RecoveryKeyslot::kType) {
         return std::make_unique<RecoveryKeyslot>();
     }
+    if (type == Pkcs11Keyslot::kType) {
+        return std::make_unique<Pkcs11Keyslot>(pkcs11_modules_);
+    }
     return nullptr;
+}
+
+bool KeyslotManager::takes_pin(const KeyslotRecord& slot) {
+    if (slot.type == Pkcs11Keyslot::kType) {
+        return true;
+    }
+    const auto pin = slot.params.find("pin");
+    return pin != slot.params.end() && pin->is_boolean() && pin->get<bool>();
 }
 
 bool KeyslotManager::has_keyslot_of_type(std::string_view type) const {
@@ -98,18 +113,30 @@ Result<void> KeyslotManager::accept(SecretBuffer master) {
     return {};
 }
 
-void KeyslotManager::unlock() {
+void KeyslotManager::unlock(const UnlockCredentials& startup) {
     if (keyslots_.empty()) {
         lock_reason_ = "no keyslot is enrolled";
         return;
     }
     std::string reasons;
+    bool pin_refused = false;
     for (const auto& slot : keyslots_) {
         auto protector = protector_for(slot.type);
         Result<void> outcome = make_error(ErrorCode::Internal, "unknown keyslot type");
         if (protector) {
-            auto master = protector->unseal(slot, UnlockCredentials{});
+            const bool offer_pin =
+                slot.type == Pkcs11Keyslot::kType && !startup.pin.empty() && !pin_refused;
+            UnlockCredentials credentials;
+            if (offer_pin) {
+                credentials.pin = SecretBuffer(startup.pin.span());
+            }
+            auto master = protector->unseal(slot, credentials);
             outcome = master ? accept(std::move(*master)) : Result<void>(master.error());
+            // Access denied with a PIN in hand means the PIN (or the token's
+            // PIN state) was the problem; a second token would only count
+            // another wrong try.
+            pin_refused = pin_refused || (offer_pin && !outcome &&
+                                          outcome.error().code == ErrorCode::AccessDenied);
         }
         if (outcome) {
             return;
@@ -121,7 +148,8 @@ void KeyslotManager::unlock() {
 }
 
 Result<void> KeyslotManager::unlock_with(std::string_view type,
-                                         const UnlockCredentials& credentials) {
+                                         const UnlockCredentials& credentials,
+                                         std::string_view only_slot) {
     if (!locked()) {
         return make_error(ErrorCode::InvalidArgument, "apikeyd is not locked");
     }
@@ -129,14 +157,29 @@ Result<void> KeyslotManager::unlock_with(std::string_view type,
     if (!protector || !has_keyslot_of_type(type)) {
         return make_error(ErrorCode::NotFound, "No " + std::string(type) + " keyslot is enrolled");
     }
+    if (!only_slot.empty()) {
+        if (auto ok = validation::check_keyslot_id(only_slot); !ok) {
+            return ok;
+        }
+        const bool known = std::any_of(keyslots_.begin(), keyslots_.end(), [&](const auto& slot) {
+            return slot.id == only_slot && slot.type == type;
+        });
+        if (!known) {
+            return make_error(
+                ErrorCode::NotFound,
+                "No " + std::string(type) + " keyslot with id '" + std::string(only_slot) + "'");
+        }
+    }
     // A PIN goes only to slots that take one, and the first refusal ends the
-    // attempt: each wrong try is a dictionary-attack strike on the TPM, and
-    // trying one PIN on every slot would spend strikes on the right PIN. A
-    // recovery key costs no strikes, so every recovery slot is tried.
+    // attempt: each wrong try is a dictionary-attack strike on the TPM or a
+    // step of the token's PIN counter, and trying one PIN on every slot would
+    // spend strikes where the PIN is right. A recovery key costs no strikes,
+    // so every recovery slot is tried.
     const bool with_pin = !credentials.pin.empty();
     std::optional<Error> refused;
     for (const auto& slot : keyslots_) {
-        if (slot.type != type || (with_pin && !slot.params.value("pin", false))) {
+        if (slot.type != type || (with_pin && !takes_pin(slot)) ||
+            (!only_slot.empty() && slot.id != only_slot)) {
             continue;
         }
         auto master = protector->unseal(slot, credentials);
@@ -147,7 +190,9 @@ Result<void> KeyslotManager::unlock_with(std::string_view type,
         refused = outcome.error();
         refused->message = "Cannot unlock with " + std::string(type) + " keyslot " + slot.id +
                            ": " + refused->message;
-        if (with_pin) {
+        // A refused PIN ends the attempt (see above); an absent token or a
+        // missing module does not, another slot may still take this PIN.
+        if (with_pin && refused->code == ErrorCode::AccessDenied) {
             break;
         }
     }

@@ -17,13 +17,16 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "daemon/key_service.hpp"
 #include "daemon/keyslot_admin.hpp"
 #include "daemon/keyslot_manager.hpp"
+#include "daemon/keyslots/pkcs11_keyslot.hpp"
 #include "daemon/keyslots/software_keyslot.hpp"
 #include "daemon/keyslots/tpm2_keyslot.hpp"
 #include "daemon/log.hpp"
+#include "daemon/pin_file.hpp"
 #include "daemon/process_hardening.hpp"
 #include "daemon/store.hpp"
 #include "dbus/manager_object.hpp"
@@ -42,6 +45,9 @@ constexpr const char* kDefaultStateDirectory = "/var/lib/apikeyd";
 struct Flags {
     std::string state_directory;
     std::string tpm2_device;
+    std::string pkcs11_uri;
+    std::string pkcs11_pin_file;
+    std::vector<std::string> pkcs11_module_directories;
     bool insecure_software_keyslot = false;
 };
 
@@ -81,15 +87,51 @@ Result<int> lock_state_directory(const std::filesystem::path& dir) {
     return fd;
 }
 
+// The PKCS#11 PIN this start was given: the file named by
+// --pkcs11-pin-file, else the systemd credential, else none.
+Result<SecretBuffer> startup_pkcs11_pin(const Flags& flags) {
+    if (!flags.pkcs11_pin_file.empty()) {
+        return read_pin_file(flags.pkcs11_pin_file, Pkcs11Keyslot::kMaxPinSize);
+    }
+    if (const auto credential = pkcs11_pin_credential()) {
+        return read_pin_file(*credential, Pkcs11Keyslot::kMaxPinSize);
+    }
+    return SecretBuffer();
+}
+
 Result<void> prepare_keyslots(KeyslotManager& keyslots, const Flags& flags,
                               const std::filesystem::path& dir) {
     auto initialized = keyslots.initialized();
     if (!initialized) {
         return initialized.error();
     }
+    auto pin = startup_pkcs11_pin(flags);
+    if (!pin) {
+        return pin.error();
+    }
+    if (*initialized && !flags.pkcs11_uri.empty()) {
+        log::notice(
+            "--pkcs11-uri only applies on a first start; this state directory has "
+            "keyslots already (add one with AddKeyslot)");
+    }
     if (!*initialized) {
         // An explicit choice wins; otherwise the TPM, where there is one.
-        if (flags.insecure_software_keyslot) {
+        if (!flags.pkcs11_uri.empty()) {
+            if (pin->empty()) {
+                return make_error(ErrorCode::InvalidArgument,
+                                  "--pkcs11-uri needs the token's PIN: give --pkcs11-pin-file or "
+                                  "the systemd credential pkcs11-pin");
+            }
+            Pkcs11Keyslot pkcs11(Pkcs11EnrollOptions{flags.pkcs11_uri, std::move(*pin)},
+                                 keyslots.pkcs11_modules());
+            if (auto ok = keyslots.initialize(pkcs11); !ok) {
+                return make_error(
+                    ok.error().code,
+                    "Cannot seal a new master key with the pkcs11 token: " + ok.error().message);
+            }
+            log::notice("Created a new master key sealed by the pkcs11 token " +
+                        keyslots.keyslots().front().params.value("uri", std::string()));
+        } else if (flags.insecure_software_keyslot) {
             SoftwareKeyslot software(dir);
             if (auto ok = keyslots.initialize(software); !ok) {
                 return ok;
@@ -110,10 +152,11 @@ Result<void> prepare_keyslots(KeyslotManager& keyslots, const Flags& flags,
                 "This state directory has no keyslot yet and there is no TPM at /dev/tpmrm0. "
                 "Choose how to seal the master key: --tpm2-device=TCTI (e.g. "
                 "swtpm:host=127.0.0.1,port=2321) or, for development only, "
-                "--insecure-software-keyslot. PKCS#11 keyslots are not implemented yet.");
+                "--pkcs11-uri=URI with --pkcs11-pin-file=FILE, or, for development only, "
+                "--insecure-software-keyslot.");
         }
     } else {
-        keyslots.unlock();
+        keyslots.unlock(UnlockCredentials{std::move(*pin), SecretBuffer()});
     }
     if (keyslots.has_keyslot_of_type(SoftwareKeyslot::kType)) {
         log::warning("INSECURE: a software keyslot is in use; the master key lies unprotected in " +
@@ -151,7 +194,10 @@ int serve(const Flags& flags) {
         return EXIT_FAILURE;
     }
     SystemClock clock;
-    KeyslotManager keyslots(**store, dir, clock);
+    KeyslotManager keyslots(**store, dir, clock,
+                            flags.pkcs11_module_directories.empty()
+                                ? Pkcs11ModuleAllowlist()
+                                : Pkcs11ModuleAllowlist(flags.pkcs11_module_directories));
     if (auto ok = prepare_keyslots(keyslots, flags, dir); !ok) {
         log::error(ok.error().message);
         return EXIT_FAILURE;
@@ -244,9 +290,24 @@ int main(int argc, char** argv) {
     app.add_option("--tpm2-device", flags.tpm2_device,
                    "On a first start, seal the master key with the TPM at this TCTI (default: "
                    "device:/dev/tpmrm0 where it exists)");
-    app.add_flag("--insecure-software-keyslot", flags.insecure_software_keyslot,
-                 "On a first start, keep the master key unprotected in the state directory "
-                 "(development only)");
+    auto* pkcs11_uri = app.add_option(
+        "--pkcs11-uri", flags.pkcs11_uri,
+        "On a first start, seal the master key with the key this PKCS#11 URI (RFC 7512) names "
+        "on a smartcard or token");
+    app.add_option("--pkcs11-pin-file", flags.pkcs11_pin_file,
+                   "The token's user PIN, for a first start with --pkcs11-uri and for unlocking "
+                   "pkcs11 keyslots at every start (default: the systemd credential "
+                   "pkcs11-pin); tried once per start, never retried");
+    app.add_option("--pkcs11-module-directory", flags.pkcs11_module_directories,
+                   "Load PKCS#11 modules only from this directory (repeatable; default: where "
+                   "Debian installs them)");
+    auto* software =
+        app.add_flag("--insecure-software-keyslot", flags.insecure_software_keyslot,
+                     "On a first start, keep the master key unprotected in the state directory "
+                     "(development only)");
+    auto* tpm2 = app.get_option("--tpm2-device");
+    pkcs11_uri->excludes(software)->excludes(tpm2);
+    software->excludes(tpm2);
     app.set_version_flag("--version", apikeyd::kVersion);
     CLI11_PARSE(app, argc, argv);
     return apikeyd::serve(flags);

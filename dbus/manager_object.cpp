@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/keyslots/pkcs11_keyslot.hpp"
 #include "daemon/log.hpp"
 #include "daemon/validation.hpp"
 #include "dbus/bus_errors.hpp"
@@ -19,8 +20,10 @@ constexpr OptionSpec kCreateOptions[] = {
     {"expires_in_sec", "t"}, {"max_uses", "t"}, {"prefix", "s"}};
 constexpr OptionSpec kImportOptions[] = {{"expires_in_sec", "t"}};
 constexpr OptionSpec kListFilter[] = {{"state", "s"}};
-constexpr OptionSpec kKeyslotOptions[] = {{"tcti", "s"}, {"pcrs", "au"}, {"pin", "s", true}};
-constexpr OptionSpec kUnlockCredentials[] = {{"pin", "s", true}, {"recovery_key", "s", true}};
+constexpr OptionSpec kKeyslotOptions[] = {
+    {"tcti", "s"}, {"pcrs", "au"}, {"uri", "s"}, {"pin", "s", true}};
+constexpr OptionSpec kUnlockCredentials[] = {
+    {"pin", "s", true}, {"recovery_key", "s", true}, {"keyslot", "s"}};
 
 int invalid_arguments(sd_bus_error* ret, const char* method) {
     return sd_bus_error_setf(ret, "org.apikeyd1.Error.InvalidArgument", "Malformed arguments to %s",
@@ -526,8 +529,13 @@ int ManagerObject::get_status(sd_bus_message* m, sd_bus_error* ret) {
         if (p.contains("pcrs") && p["pcrs"].is_array()) {
             slot.u32v("pcrs", p["pcrs"].get<std::vector<uint32_t>>());
         }
-        if (p.contains("pin") && p["pin"].is_boolean()) {
-            slot.boolean("pin", p["pin"].get<bool>());
+        for (const char* name : {"uri", "mechanism"}) {
+            if (record.type == Pkcs11Keyslot::kType && p.contains(name) && p[name].is_string()) {
+                slot.str(name, p[name].get<std::string>());
+            }
+        }
+        if (KeyslotManager::takes_pin(record) || p.contains("pin")) {
+            slot.boolean("pin", KeyslotManager::takes_pin(record));
         }
     });
     w.strv("warnings", status->warnings);
@@ -554,6 +562,9 @@ int ManagerObject::add_keyslot(sd_bus_message* m, sd_bus_error* ret) {
     }
     if (const auto it = options->find("pcrs"); it != options->end()) {
         request.pcrs = std::get<std::vector<uint32_t>>(it->second);
+    }
+    if (const auto it = options->find("uri"); it != options->end()) {
+        request.uri = std::get<std::string>(it->second);
     }
     const bool pin_given = options->contains("pin");
     request.pin = take_secret(*options, "pin");
@@ -618,7 +629,11 @@ int ManagerObject::unlock(sd_bus_message* m, sd_bus_error* ret) {
     }
     UnlockCredentials credentials{take_secret(*options, "pin"),
                                   take_secret(*options, "recovery_key")};
-    if (auto ok = keyslots_.unlock(*caller, type, credentials); !ok) {
+    std::string keyslot;
+    if (const auto it = options->find("keyslot"); it != options->end()) {
+        keyslot = std::get<std::string>(it->second);
+    }
+    if (auto ok = keyslots_.unlock(*caller, type, credentials, keyslot); !ok) {
         log::warning(std::string("Unlock with a ") + type +
                      " keyslot refused: " + ok.error().message);
         return reply_error(ret, ok.error(), "Unlock");

@@ -234,7 +234,7 @@ class TokenSession {
         }
         if (matching.empty()) {
             return make_error(
-                ErrorCode::Internal,
+                ErrorCode::NotFound,
                 "no token matches " + session->uri_ + " in the PKCS#11 module " + module +
                     " (tokens present: " + (present.empty() ? "none" : present) + ")");
         }
@@ -885,7 +885,9 @@ Result<SecretBuffer> Pkcs11Keyslot::unseal(const KeyslotRecord& record,
     // Before the module is even loaded: a login without a PIN could only
     // cost the token a try.
     if (credentials.pin.empty()) {
-        return make_error(ErrorCode::AccessDenied, "this pkcs11 keyslot needs a PIN");
+        return make_error(ErrorCode::AccessDenied,
+                          "the pkcs11 token " + params->uri.to_string() +
+                              " needs its PIN (a PIN file, the pkcs11-pin credential, or Unlock)");
     }
     auto pin = pin_for_login(credentials.pin);
     if (!pin) {

@@ -662,7 +662,7 @@ TEST_F(Pkcs11KeyslotTest, MissingPinIsDeniedWithoutTouchingTheToken) {
     auto record = enroll(uri());
     const Spy spy;
     record.params["module"] = Spy::module();
-    expect_error(unseal(record, ""), ErrorCode::AccessDenied, "this pkcs11 keyslot needs a PIN");
+    expect_error(unseal(record, ""), ErrorCode::AccessDenied, "needs its PIN");
     // A PIN file with its line break left in is refused before the token
     // sees it, too.
     expect_error(unseal(record, std::string(kPin) + "\n"), ErrorCode::InvalidArgument,
@@ -676,11 +676,11 @@ TEST_F(Pkcs11KeyslotTest, DeletedTokenIsReportedByItsUri) {
     const auto record = enroll(uri());
     hsm.delete_token(kToken);
     auto gone = unseal(record);
-    expect_error(gone, ErrorCode::Internal,
+    expect_error(gone, ErrorCode::NotFound,
                  "no token matches " + record.params["uri"].get<std::string>());
     // Another token in the same module does not stand in for it.
     make_token(SoftHsm::KeyType::EcP256, "apikeyd-other");
-    expect_error(unseal(record), ErrorCode::Internal, "tokens present: pkcs11:token=apikeyd-other");
+    expect_error(unseal(record), ErrorCode::NotFound, "tokens present: pkcs11:token=apikeyd-other");
 }
 
 TEST_F(Pkcs11KeyslotTest, ModulesOutsideTheAllowlistAreRefused) {
@@ -715,7 +715,7 @@ TEST_F(Pkcs11KeyslotTest, EnrolmentRefusesWhatCannotWork) {
                  "2 private keys on the pkcs11 token match");
     expect_error(try_enroll("pkcs11:token=apikeyd-test;id=%09" + module),
                  ErrorCode::InvalidArgument, "no private key on the pkcs11 token matches");
-    expect_error(try_enroll("pkcs11:token=nope;id=%01" + module), ErrorCode::Internal,
+    expect_error(try_enroll("pkcs11:token=nope;id=%01" + module), ErrorCode::NotFound,
                  "no token matches pkcs11:token=nope;id=%01");
     expect_error(try_enroll("pkcs11:token=apikeyd-test;type=cert" + module),
                  ErrorCode::InvalidArgument, "type=cert");

@@ -18,6 +18,7 @@
 #include "dbus/client.hpp"
 #include "tests/support/cli.hpp"
 #include "tests/support/daemon.hpp"
+#include "tests/support/keyslot_fixture.hpp"
 #include "tests/support/private_bus.hpp"
 #include "tests/support/swtpm.hpp"
 #include "tests/support/values.hpp"
@@ -42,61 +43,20 @@ std::string state_of(const std::string& status_text) {
     return "";
 }
 
-// "abcd-efgh-...": 8 groups of 4 characters of a-z and 2-7.
-bool is_recovery_key(const std::string& text) {
-    if (text.size() != 39) {
-        return false;
-    }
-    for (size_t i = 0; i < text.size(); ++i) {
-        const char c = text[i];
-        const bool ok = i % 5 == 4 ? c == '-' : (c >= 'a' && c <= 'z') || (c >= '2' && c <= '7');
-        if (!ok) {
-            return false;
-        }
-    }
-    return true;
-}
-
-class Tpm2Cli : public ::testing::Test {
+class Tpm2Cli : public KeyslotDaemonTest {
   protected:
     void SetUp() override {
-        if (geteuid() != 0) {
-            GTEST_SKIP() << "integration tests run as root: the bus policy lets only root (or "
-                            "the apikeyd user) own org.apikeyd1";
+        if (!require_root()) {
+            return;
         }
         tpm_.emplace();
-        bus_.emplace();
         DaemonOptions options;
         options.software_keyslot = false;
         options.first_start_args = {"--tpm2-device=" + tpm_->tcti()};
-        daemon_.emplace(*bus_, options);
-        root_.emplace(client::Client::connect_address(bus_->address()));
+        start(std::move(options));
     }
 
     Swtpm& tpm() { return *tpm_; }
-    Daemon& daemon() { return *daemon_; }
-    client::Client& root() { return *root_; }
-
-    ProcessResult cli(const std::vector<std::string>& args, const std::string& stdin_text = "") {
-        return run_cli(bus_->address(), args, stdin_text);
-    }
-
-    void restart_daemon() {
-        ASSERT_EQ(daemon().stop(), 0) << daemon().log();
-        daemon().start();
-    }
-
-    bool locked() { return field<bool>(root().get_status(), "locked"); }
-
-    std::vector<std::string> slot_ids(const std::string& type) {
-        std::vector<std::string> ids;
-        for (const auto& slot : field<std::vector<Dict>>(root().get_status(), "keyslots")) {
-            if (field<std::string>(slot, "type") == type) {
-                ids.push_back(field<std::string>(slot, "id"));
-            }
-        }
-        return ids;
-    }
 
     // `apikeyctl status` (text and --json) of a locked daemon.
     void expect_status_locked(const std::string& hint) {
@@ -115,14 +75,11 @@ class Tpm2Cli : public ::testing::Test {
 
   private:
     std::optional<Swtpm> tpm_;
-    std::optional<PrivateBus> bus_;
-    std::optional<Daemon> daemon_;
-    std::optional<client::Client> root_;
 };
 
 TEST_F(Tpm2Cli, RecoveryKeyUnlocksAfterTheTpmWasClearedThenReenrol) {
     const auto key = root().create_key("kept", "", {"read"}, {});
-    const auto stale = slot_ids("tpm2");
+    const auto stale = keyslot_ids("tpm2");
     ASSERT_EQ(stale.size(), 1u);
 
     const auto added = cli({"keyslot", "add", "recovery"});
@@ -132,12 +89,12 @@ TEST_F(Tpm2Cli, RecoveryKeyUnlocksAfterTheTpmWasClearedThenReenrol) {
     EXPECT_EQ(added.out, recovery_key + "\n") << "the recovery key alone goes to stdout";
     EXPECT_TRUE(is_recovery_key(recovery_key)) << recovery_key;
     EXPECT_EQ(added.err.find(recovery_key), std::string::npos) << added.describe();
-    ASSERT_EQ(slot_ids("recovery").size(), 1u);
+    ASSERT_EQ(keyslot_ids("recovery").size(), 1u);
 
     const auto list = cli({"keyslot", "list"});
     ASSERT_EQ(list.exit_code, 0) << list.describe();
     EXPECT_NE(list.out.find(stale[0]), std::string::npos) << list.describe();
-    EXPECT_NE(list.out.find(slot_ids("recovery")[0]), std::string::npos) << list.describe();
+    EXPECT_NE(list.out.find(keyslot_ids("recovery")[0]), std::string::npos) << list.describe();
     EXPECT_NE(list.out.find(tpm().tcti()), std::string::npos) << list.describe();
 
     ASSERT_EQ(daemon().stop(), 0) << daemon().log();
@@ -176,7 +133,7 @@ TEST_F(Tpm2Cli, RecoveryKeyUnlocksAfterTheTpmWasClearedThenReenrol) {
     const auto fresh_id = json::parse(fresh.out, nullptr, false).value("id", "");
     const auto removed = cli({"keyslot", "remove", stale[0]});
     ASSERT_EQ(removed.exit_code, 0) << removed.describe();
-    EXPECT_EQ(slot_ids("tpm2"), std::vector<std::string>{fresh_id});
+    EXPECT_EQ(keyslot_ids("tpm2"), std::vector<std::string>{fresh_id});
     restart_daemon();
     EXPECT_FALSE(locked()) << daemon().log();
     EXPECT_TRUE(root().verify_key(key.key, "read").valid);
@@ -184,7 +141,7 @@ TEST_F(Tpm2Cli, RecoveryKeyUnlocksAfterTheTpmWasClearedThenReenrol) {
 
 TEST_F(Tpm2Cli, PinFromStdinUnlocksAPinSlot) {
     const auto key = root().create_key("kept", "", {}, {});
-    const auto unbound = slot_ids("tpm2");
+    const auto unbound = keyslot_ids("tpm2");
     ASSERT_EQ(unbound.size(), 1u);
     const auto added =
         cli({"keyslot", "add", "tpm2", "--tcti", tpm().tcti(), "--pin", "--json"}, "8642-pin\n");

@@ -24,6 +24,7 @@
 #include "dbus/client.hpp"
 #include "tests/support/as_nobody.hpp"
 #include "tests/support/daemon.hpp"
+#include "tests/support/keyslot_fixture.hpp"
 #include "tests/support/private_bus.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/swtpm.hpp"
@@ -63,21 +64,6 @@ uint64_t lockout_counter(const Swtpm& tpm) {
     }
     // " 0x3": strtoull with base 16 takes the 0x.
     return std::stoull(r.out.substr(at + kName.size()), nullptr, 16);
-}
-
-// "abcd-efgh-...": 8 groups of 4 characters of a-z and 2-7.
-bool is_recovery_key(const std::string& text) {
-    if (text.size() != 39) {
-        return false;
-    }
-    for (size_t i = 0; i < text.size(); ++i) {
-        const char c = text[i];
-        const bool ok = i % 5 == 4 ? c == '-' : (c >= 'a' && c <= 'z') || (c >= '2' && c <= '7');
-        if (!ok) {
-            return false;
-        }
-    }
-    return true;
 }
 
 // Extends sha256 PCR 16 (the debug PCR; swtpm's startup-clear resets it).
@@ -165,59 +151,25 @@ std::string from_hex(const std::string& hex) {
     return out;
 }
 
-std::string upper(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
-    return s;
-}
-
-bool mentions(const std::string& text, const std::string& word) {
-    return upper(text).find(upper(word)) != std::string::npos;
-}
-
 // --------------------------------------------------------------- fixture ---
 
-class Tpm2Daemon : public ::testing::Test {
+class Tpm2Daemon : public KeyslotDaemonTest {
   protected:
     void SetUp() override {
-        if (geteuid() != 0) {
-            GTEST_SKIP() << "integration tests run as root: the bus policy lets only root (or "
-                            "the apikeyd user) own org.apikeyd1, and tests drop to nobody";
+        if (!require_root()) {
+            return;
         }
         tpm_.emplace();
-        bus_.emplace();
         DaemonOptions options;
         options.software_keyslot = false;
         // Only the first start is told about the TPM; later starts find the
         // TCTI in the keyslot.
         options.first_start_args = {"--tpm2-device=" + tpm_->tcti()};
-        daemon_.emplace(*bus_, options);
-        root_.emplace(client::Client::connect_address(bus_->address()));
+        start(std::move(options));
     }
 
     Swtpm& tpm() { return *tpm_; }
-    PrivateBus& bus() { return *bus_; }
-    Daemon& daemon() { return *daemon_; }
-    client::Client& root() { return *root_; }
 
-    // SIGTERM (a clean exit is expected) and start again.
-    void restart_daemon() {
-        ASSERT_EQ(daemon().stop(), 0) << daemon().log();
-        daemon().start();
-    }
-
-    Dict status() { return root().get_status(); }
-    bool locked() { return field<bool>(status(), "locked"); }
-    std::vector<Dict> keyslots() { return field<std::vector<Dict>>(status(), "keyslots"); }
-    std::vector<std::string> keyslot_ids(const std::string& type) {
-        std::vector<std::string> ids;
-        for (const auto& slot : keyslots()) {
-            if (field<std::string>(slot, "type") == type) {
-                ids.push_back(field<std::string>(slot, "id"));
-            }
-        }
-        return ids;
-    }
-    std::optional<Dict> keyslot(const std::string& id) { return find_by_id(keyslots(), id); }
     // The one tpm2 slot of a fresh daemon: the one its first start made.
     std::string first_tpm2_slot() {
         const auto ids = keyslot_ids("tpm2");
@@ -238,44 +190,8 @@ class Tpm2Daemon : public ::testing::Test {
         return options;
     }
 
-    // Locked: GetStatus says so and why, and the key methods answer Locked.
-    void expect_locked(const client::CreatedKey& key, const std::string& reason_mentions) {
-        const auto s = status();
-        EXPECT_TRUE(field<bool>(s, "locked")) << to_json(s).dump() << daemon().log();
-        const auto reason = s.contains("lock_reason") ? field<std::string>(s, "lock_reason") : "";
-        EXPECT_TRUE(mentions(reason, reason_mentions))
-            << "lock_reason should mention '" << reason_mentions << "': " << reason;
-        EXPECT_EQ(bus_error_name([&] { root().verify_key(key.key, ""); }), kLocked);
-        EXPECT_EQ(bus_error_name([&] { root().get_key(key.id); }), kLocked);
-        EXPECT_EQ(bus_error_name([&] { root().create_key("while-locked", "", {}, {}); }), kLocked);
-        // It told systemd it is ready, and locked.
-        EXPECT_TRUE(mentions(last_status_notification(), "locked"))
-            << testing::PrintToString(daemon().notifications());
-    }
-
-    // The STATUS= of the daemon's latest sd_notify.
-    std::string last_status_notification() {
-        const auto notes = daemon().notifications();
-        const auto it = std::find_if(notes.rbegin(), notes.rend(),
-                                     [](const std::string& n) { return n.starts_with("STATUS="); });
-        return it == notes.rend() ? "" : *it;
-    }
-
-    // Unlocked: GetStatus says so and `key` verifies.
-    void expect_unlocked(const client::CreatedKey& key) {
-        const auto s = status();
-        EXPECT_FALSE(field<bool>(s, "locked")) << to_json(s).dump() << daemon().log();
-        EXPECT_FALSE(s.contains("lock_reason")) << to_json(s).dump();
-        const auto v = root().verify_key(key.key, "");
-        EXPECT_TRUE(v.valid) << to_json(v.info).dump();
-        EXPECT_EQ(v.id, key.id);
-    }
-
   private:
     std::optional<Swtpm> tpm_;
-    std::optional<PrivateBus> bus_;
-    std::optional<Daemon> daemon_;
-    std::optional<client::Client> root_;
 };
 
 // ----------------------------------------------------------------- tests ---

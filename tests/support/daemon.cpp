@@ -67,6 +67,7 @@ void Daemon::start() {
     auto env = base_environment();
     env.push_back("DBUS_SYSTEM_BUS_ADDRESS=" + bus_.address());
     env.push_back("NOTIFY_SOCKET=" + (dir_ / "notify").string());
+    env.insert(env.end(), options_.environment.begin(), options_.environment.end());
 
     UniqueFd log(open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
     if (!log) {

@@ -26,6 +26,9 @@ struct DaemonOptions {
     // (with software_keyslot = false). Later starts must unlock from what
     // the state directory holds.
     std::vector<std::string> first_start_args;
+    // "NAME=value" entries added to the daemon's environment on every start
+    // (e.g. SOFTHSM2_CONF, CREDENTIALS_DIRECTORY).
+    std::vector<std::string> environment;
 };
 
 class Daemon {
