@@ -1,5 +1,7 @@
 #include "dbus/manager_object.hpp"
 
+#include <systemd/sd-daemon.h>
+
 #include <cerrno>
 #include <cstring>
 #include <exception>
@@ -639,6 +641,8 @@ int ManagerObject::unlock(sd_bus_message* m, sd_bus_error* ret) {
         return reply_error(ret, ok.error(), "Unlock");
     }
     log::notice(std::string("Unlocked with a ") + type + " keyslot");
+    // systemctl status showed "Locked" since the start; it is not any more.
+    sd_notify(0, "STATUS=Serving");
     return sd_bus_reply_method_return(m, "");
 }
 

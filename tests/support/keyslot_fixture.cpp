@@ -108,6 +108,8 @@ void KeyslotDaemonTest::expect_unlocked(const client::CreatedKey& key) {
     const auto v = root().verify_key(key.key, "");
     EXPECT_TRUE(v.valid) << to_json(v.info).dump();
     EXPECT_EQ(v.id, key.id);
+    EXPECT_EQ(last_status_notification(), "STATUS=Serving")
+        << testing::PrintToString(daemon().notifications());
 }
 
 std::string KeyslotDaemonTest::last_status_notification() {

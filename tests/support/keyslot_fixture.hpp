@@ -46,7 +46,7 @@ class KeyslotDaemonTest : public ::testing::Test {
     // Locked: GetStatus says so and why (mentioning `reason_mentions`), the
     // key methods answer Locked, and systemd was told.
     void expect_locked(const client::CreatedKey& key, const std::string& reason_mentions);
-    // Unlocked: GetStatus says so and `key` verifies.
+    // Unlocked: GetStatus says so, `key` verifies, and systemd was told.
     void expect_unlocked(const client::CreatedKey& key);
     // The STATUS= of the daemon's latest sd_notify.
     std::string last_status_notification();
