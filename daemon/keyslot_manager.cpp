@@ -131,12 +131,13 @@ void KeyslotManager::unlock(const UnlockCredentials& startup) {
                 credentials.pin = SecretBuffer(startup.pin.span());
             }
             auto master = protector->unseal(slot, credentials);
+            // The token denying access with a PIN in hand means the PIN (or
+            // the token's PIN state) was the problem; a second token would
+            // only count another wrong try. A master key that fails the
+            // check value is the record's fault, not the PIN's.
+            pin_refused = pin_refused ||
+                          (offer_pin && !master && master.error().code == ErrorCode::AccessDenied);
             outcome = master ? accept(std::move(*master)) : Result<void>(master.error());
-            // Access denied with a PIN in hand means the PIN (or the token's
-            // PIN state) was the problem; a second token would only count
-            // another wrong try.
-            pin_refused = pin_refused || (offer_pin && !outcome &&
-                                          outcome.error().code == ErrorCode::AccessDenied);
         }
         if (outcome) {
             return;

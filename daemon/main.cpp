@@ -151,8 +151,8 @@ Result<void> prepare_keyslots(KeyslotManager& keyslots, const Flags& flags,
                 ErrorCode::InvalidArgument,
                 "This state directory has no keyslot yet and there is no TPM at /dev/tpmrm0. "
                 "Choose how to seal the master key: --tpm2-device=TCTI (e.g. "
-                "swtpm:host=127.0.0.1,port=2321) or, for development only, "
-                "--pkcs11-uri=URI with --pkcs11-pin-file=FILE, or, for development only, "
+                "swtpm:host=127.0.0.1,port=2321), --pkcs11-uri=URI with "
+                "--pkcs11-pin-file=FILE, or, for development only, "
                 "--insecure-software-keyslot.");
         }
     } else {
