@@ -59,13 +59,41 @@ int as_int(size_t size) {
     return static_cast<int>(size);
 }
 
+// The algorithms of the hot paths are fetched from the provider once per
+// process: a fetch takes a lock and searches the provider's tables, and
+// costs as much as the HMAC of a key text itself. They hold no key.
+const EVP_CIPHER* aes256gcm() {
+    static const CipherPtr cipher(EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr));
+    return cipher.get();
+}
+
+// An HMAC-SHA256 context without a key, made once. Each MAC starts from a
+// copy of it: naming the digest in every EVP_MAC_init would fetch SHA-256
+// anew. The copy is keyed, used and freed (which wipes it) within one call,
+// so no key-derived state outlives the call.
+const EVP_MAC_CTX* hmac_sha256_unkeyed() {
+    static const MacCtxPtr ctx = [] {
+        MacPtr mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+        MacCtxPtr made(mac ? EVP_MAC_CTX_new(mac.get()) : nullptr);
+        const OSSL_PARAM params[] = {
+            input_utf8(OSSL_MAC_PARAM_DIGEST, "SHA256"),
+            OSSL_PARAM_construct_end(),
+        };
+        if (made && EVP_MAC_CTX_set_params(made.get(), params) != 1) {
+            made.reset();
+        }
+        return made;
+    }();
+    return ctx.get();
+}
+
 CipherCtxPtr gcm_context(bool encrypt, std::span<const uint8_t> key,
                          std::span<const uint8_t> nonce) {
-    CipherPtr cipher(EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr));
+    const EVP_CIPHER* cipher = aes256gcm();
     CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
     if (!cipher || !ctx ||
-        EVP_CipherInit_ex2(ctx.get(), cipher.get(), key.data(), nonce.data(), encrypt ? 1 : 0,
-                           nullptr) != 1) {
+        EVP_CipherInit_ex2(ctx.get(), cipher, key.data(), nonce.data(), encrypt ? 1 : 0, nullptr) !=
+            1) {
         return nullptr;
     }
     return ctx;
@@ -174,15 +202,11 @@ Result<Mac> hmac_sha256(std::span<const uint8_t> key, std::span<const uint8_t> d
     if (key.empty()) {
         return failure("MAC computation failed");
     }
-    MacPtr mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
-    MacCtxPtr ctx(mac ? EVP_MAC_CTX_new(mac.get()) : nullptr);
-    const OSSL_PARAM params[] = {
-        input_utf8(OSSL_MAC_PARAM_DIGEST, "SHA256"),
-        OSSL_PARAM_construct_end(),
-    };
+    const EVP_MAC_CTX* unkeyed = hmac_sha256_unkeyed();
+    MacCtxPtr ctx(unkeyed ? EVP_MAC_CTX_dup(unkeyed) : nullptr);
     Mac out{};
     size_t written = 0;
-    if (!ctx || EVP_MAC_init(ctx.get(), key.data(), key.size(), params) != 1 ||
+    if (!ctx || EVP_MAC_init(ctx.get(), key.data(), key.size(), nullptr) != 1 ||
         EVP_MAC_update(ctx.get(), data.data(), data.size()) != 1 ||
         EVP_MAC_final(ctx.get(), out.data(), &written, out.size()) != 1 || written != out.size()) {
         return failure("MAC computation failed");

@@ -25,7 +25,14 @@ struct KeyRecord {
     bool revoked = false;
     uint64_t revoked_usec = 0;
     std::string revoke_reason;
+    uint64_t rate_limit_per_min = 0;  // successful verifications; 0 = no limit
+    std::string prefix;               // of an issued key's text; "" = not recorded (schema 1)
     std::vector<uint8_t> lookup;
+    // Rotation: the text before the latest RotateKey verifies until
+    // grace_until_usec, and as "rotated" after it.
+    uint64_t rotated_usec = 0;  // 0 = never rotated
+    std::vector<uint8_t> previous_lookup;
+    uint64_t grace_until_usec = 0;
     std::vector<uint8_t> sealed_secret;
     std::vector<uint8_t> mac;
     // Usage counters change on every use; they are not covered by `mac`.

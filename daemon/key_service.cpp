@@ -47,7 +47,12 @@ bool matches(StateFilter filter, std::string_view state) {
 }  // namespace
 
 KeyService::KeyService(Store& store, KeyslotManager& keyslots, const Clock& clock)
-    : store_(store), keyslots_(keyslots), clock_(clock), verify_failures_(clock) {}
+    : store_(store),
+      keyslots_(keyslots),
+      clock_(clock),
+      verify_failures_(clock),
+      key_limits_(clock),
+      usage_(store) {}
 
 Result<const MasterKey*> KeyService::unlocked() const {
     if (const MasterKey* key = keyslots_.master_key()) {
@@ -85,8 +90,7 @@ Result<KeyRecord> KeyService::owned_record(const Caller& caller, std::string_vie
 }
 
 uint64_t KeyService::total_uses(const KeyRecord& record) const {
-    const auto it = pending_usage_.find(record.id);
-    return record.use_count + (it == pending_usage_.end() ? 0 : it->second.uses);
+    return record.use_count + usage_.pending_uses(record.id);
 }
 
 KeyInfo KeyService::describe(const KeyRecord& record, uint64_t now) const {
@@ -104,17 +108,61 @@ KeyInfo KeyService::describe(const KeyRecord& record, uint64_t now) const {
     info.revoked_usec = record.revoked_usec;
     info.revoke_reason = record.revoke_reason;
     info.use_count = total_uses(record);
-    info.last_used_usec = record.last_used_usec;
-    if (const auto it = pending_usage_.find(record.id); it != pending_usage_.end()) {
-        info.last_used_usec = std::max(info.last_used_usec, it->second.last_used_usec);
-    }
+    info.last_used_usec = std::max(record.last_used_usec, usage_.pending_last_used(record.id));
+    info.rate_limit_per_min = record.rate_limit_per_min;
+    info.rotated_usec = record.rotated_usec;
+    info.grace_until_usec = record.grace_until_usec > now ? record.grace_until_usec : 0;
     return info;
 }
 
 void KeyService::count_use(const KeyRecord& record, uint64_t now) {
-    auto& pending = pending_usage_[record.id];
-    pending.uses += 1;
-    pending.last_used_usec = std::max(pending.last_used_usec, now);
+    usage_.count_use(record.id, now);
+}
+
+void KeyService::audit(const Caller& caller, const std::string& id, std::string_view action,
+                       std::string_view result) {
+    usage_.record(caller, id, action, result, clock_.now_usec());
+    // Uses that worked are counted, not logged: a busy service verifies
+    // thousands of times a second. Changes and refusals are worth a line.
+    const bool routine_use =
+        result == "ok" && (action == "verify" || action == "get" || action == "sign");
+    if (!routine_use) {
+        const std::string line =
+            "event=" + std::string(action) + " id=" + id + " uid=" + std::to_string(caller.uid) +
+            " pid=" + std::to_string(caller.pid) + " result=" + std::string(result);
+        if (result == "ok") {
+            log::notice(line);
+        } else {
+            log::warning(line);
+        }
+    }
+}
+
+Error KeyService::refused(const Caller& caller, const KeyRecord& record, std::string_view action,
+                          Error error) {
+    const char* result = "refused";
+    switch (error.code) {
+        case ErrorCode::Revoked:
+            result = "revoked";
+            break;
+        case ErrorCode::Expired:
+            result = "expired";
+            break;
+        case ErrorCode::InvalidArgument:
+            result = "invalid";
+            break;
+        default:
+            break;
+    }
+    audit(caller, record.id, action, result);
+    return error;
+}
+
+Result<void> KeyService::reseal_and_update(const MasterKey& master, KeyRecord& record) {
+    if (auto ok = record_seal::seal(master.mac_key(), record); !ok) {
+        return ok;
+    }
+    return store_.update_key(record);
 }
 
 Result<uint64_t> KeyService::expiry_from(std::optional<uint64_t> expires_in_sec,
@@ -130,11 +178,23 @@ Result<uint64_t> KeyService::expiry_from(std::optional<uint64_t> expires_in_sec,
     return now + *expires_in_sec * kUsecPerSec;
 }
 
+Result<uint64_t> KeyService::owned_keys(uint32_t uid) {
+    if (const auto it = owned_keys_.find(uid); it != owned_keys_.end()) {
+        return it->second;
+    }
+    auto count = store_.count_keys(uid);
+    if (!count) {
+        return count.error();
+    }
+    owned_keys_.emplace(uid, *count);
+    return *count;
+}
+
 Result<void> KeyService::check_quota(const Caller& caller) {
     if (caller.is_root()) {
         return {};
     }
-    auto count = store_.count_keys(caller.uid);
+    auto count = owned_keys(caller.uid);
     if (!count) {
         return count.error();
     }
@@ -182,7 +242,13 @@ Result<void> KeyService::seal_and_insert(const MasterKey& master, KeyRecord& rec
     if (auto ok = record_seal::seal(master.mac_key(), record); !ok) {
         return ok;
     }
-    return store_.insert_key(record);
+    if (auto ok = store_.insert_key(record); !ok) {
+        return ok;
+    }
+    if (const auto it = owned_keys_.find(record.owner_uid); it != owned_keys_.end()) {
+        ++it->second;
+    }
+    return {};
 }
 
 Result<CreatedKey> KeyService::create_key(const Caller& caller, const CreateKeyRequest& request) {
@@ -217,10 +283,13 @@ Result<CreatedKey> KeyService::create_key(const Caller& caller, const CreateKeyR
     }
     record->scopes = std::move(*scopes);
     record->max_uses = request.max_uses;
+    record->rate_limit_per_min = request.rate_limit_per_min;
+    record->prefix = std::string(prefix);
     record->lookup.assign(lookup->begin(), lookup->end());
     if (auto ok = seal_and_insert(**master, *record); !ok) {
         return ok.error();
     }
+    audit(caller, record->id, "create", "ok");
     return CreatedKey{record->id, std::move(key_text)};
 }
 
@@ -246,6 +315,7 @@ Result<std::string> KeyService::import_secret(const Caller& caller, ImportReques
     if (auto ok = seal_and_insert(**master, *record); !ok) {
         return ok.error();
     }
+    audit(caller, record->id, "create", "ok");
     return record->id;
 }
 
@@ -298,15 +368,17 @@ Result<void> KeyService::revoke_key(const Caller& caller, std::string_view id,
         return record.error();
     }
     if (record->revoked) {
-        return make_error(ErrorCode::Revoked, "Key " + record->id + " is already revoked");
+        return refused(caller, *record, "revoke",
+                       make_error(ErrorCode::Revoked, "Key " + record->id + " is already revoked"));
     }
     record->revoked = true;
     record->revoked_usec = clock_.now_usec();
     record->revoke_reason = std::string(reason);
-    if (auto ok = record_seal::seal((*master)->mac_key(), *record); !ok) {
+    if (auto ok = reseal_and_update(**master, *record); !ok) {
         return ok;
     }
-    return store_.update_key(*record);
+    audit(caller, record->id, "revoke", "ok");
+    return {};
 }
 
 Verification KeyService::refuse(const Caller& caller, std::string reason, bool counts_as_guess,
@@ -315,6 +387,43 @@ Verification KeyService::refuse(const Caller& caller, std::string reason, bool c
         verify_failures_.record_failure(caller.uid);
     }
     return Verification{false, std::move(reason), std::move(info)};
+}
+
+Result<std::variant<KeyService::Found, std::string>> KeyService::find_by_text(
+    const Caller& caller, const MasterKey& master, std::string_view key_text) {
+    using Outcome = std::variant<Found, std::string>;
+    if (!key_format::parse(key_text)) {
+        refuse(caller, "malformed", true);
+        return Outcome(std::string("malformed"));
+    }
+    auto lookup = crypto::hmac_sha256(master.pepper().span(), crypto::bytes_of(key_text));
+    if (!lookup) {
+        return lookup.error();
+    }
+    bool previous = false;
+    auto found = store_.find_key_by_lookup(*lookup);
+    if (found && !*found) {
+        found = store_.find_key_by_previous_lookup(*lookup);
+        previous = true;
+    }
+    if (!found) {
+        return found.error();
+    }
+    // Another user's key is "unknown": verification must not reveal that a
+    // key exists to anyone but its owner.
+    if (!*found || (!caller.is_root() && (*found)->owner_uid != caller.uid) ||
+        (*found)->kind != KeyKind::Issued) {
+        refuse(caller, "unknown", true);
+        return Outcome(std::string("unknown"));
+    }
+    // The index lookup already compared the full 256-bit value; this
+    // constant-time compare guards against a row whose lookup was swapped.
+    const auto& stored = previous ? (*found)->previous_lookup : (*found)->lookup;
+    if (!crypto::equal_ct(stored, *lookup) || !check_record_integrity(**found)) {
+        refuse(caller, "unknown", true);
+        return Outcome(std::string("unknown"));
+    }
+    return Outcome(Found{std::move(**found), previous});
 }
 
 Result<Verification> KeyService::verify_key(const Caller& caller, std::string_view key_text,
@@ -334,45 +443,63 @@ Result<Verification> KeyService::verify_key(const Caller& caller, std::string_vi
     if (verify_failures_.blocked(caller.uid)) {
         return Verification{false, "rate_limited", std::nullopt};
     }
-    if (!key_format::parse(key_text)) {
-        return refuse(caller, "malformed", true);
-    }
-    auto lookup = crypto::hmac_sha256((*master)->pepper().span(), crypto::bytes_of(key_text));
-    if (!lookup) {
-        return lookup.error();
-    }
-    auto found = store_.find_key_by_lookup(*lookup);
+    auto found = find_by_text(caller, **master, key_text);
     if (!found) {
         return found.error();
     }
-    // Another user's key is "unknown": verification must not reveal that a
-    // key exists to anyone but its owner.
-    if (!*found || (!caller.is_root() && (*found)->owner_uid != caller.uid) ||
-        (*found)->kind != KeyKind::Issued) {
-        return refuse(caller, "unknown", true);
+    if (const auto* reason = std::get_if<std::string>(&*found)) {
+        return Verification{false, *reason, std::nullopt};
     }
-    const KeyRecord& record = **found;
-    // The HMAC index lookup already compared the full 256-bit value; this
-    // constant-time compare guards against a row whose lookup was swapped.
-    if (!crypto::equal_ct(record.lookup, *lookup) || !check_record_integrity(record)) {
-        return refuse(caller, "unknown", true);
-    }
+    const auto& [record, previous] = std::get<Found>(*found);
     const uint64_t now = clock_.now_usec();
-    KeyInfo info = describe(record, now);
+    const auto refuse_known = [&](const char* reason) {
+        audit(caller, record.id, "verify", reason);
+        return refuse(caller, reason, false, describe(record, now));
+    };
     if (record.revoked) {
-        return refuse(caller, "revoked", false, std::move(info));
+        return refuse_known("revoked");
     }
     if (is_expired(record, now)) {
-        return refuse(caller, "expired", false, std::move(info));
+        return refuse_known("expired");
+    }
+    if (previous && now >= record.grace_until_usec) {
+        return refuse_known("rotated");
     }
     if (record.max_uses != 0 && total_uses(record) >= record.max_uses) {
-        return refuse(caller, "exhausted", false, std::move(info));
+        return refuse_known("exhausted");
     }
     if (!validation::scopes_allow(record.scopes, scope)) {
-        return refuse(caller, "scope", false, std::move(info));
+        return refuse_known("scope");
+    }
+    if (record.rate_limit_per_min != 0 && !key_limits_.take(record.id, record.rate_limit_per_min)) {
+        return refuse_known("rate_limited");
     }
     count_use(record, now);
+    audit(caller, record.id, "verify", "ok");
     return Verification{true, "", describe(record, now)};
+}
+
+Result<SecretBuffer> KeyService::open_secret(const Caller& caller, const MasterKey& master,
+                                             const KeyRecord& record, std::string_view action) {
+    const uint64_t now = clock_.now_usec();
+    if (record.revoked) {
+        return refused(caller, record, action,
+                       make_error(ErrorCode::Revoked, "Secret " + record.id + " is revoked"));
+    }
+    if (is_expired(record, now)) {
+        return refused(caller, record, action,
+                       make_error(ErrorCode::Expired, "Secret " + record.id + " has expired"));
+    }
+    auto secret = crypto::aes256gcm_open(master.record_key().span(), record.sealed_secret,
+                                         record_seal::secret_associated_data(record));
+    if (!secret) {
+        log::error("Secret " + record.id + " could not be decrypted: its ciphertext was changed");
+        return make_error(ErrorCode::Internal,
+                          "Secret " + record.id + " failed its integrity check");
+    }
+    count_use(record, now);
+    audit(caller, record.id, action, "ok");
+    return std::move(*secret);
 }
 
 Result<SecretBuffer> KeyService::get_secret(const Caller& caller, std::string_view id) {
@@ -388,22 +515,7 @@ Result<SecretBuffer> KeyService::get_secret(const Caller& caller, std::string_vi
         return invalid("Key " + record->id +
                        " is an issued key: its text is shown once at creation and never stored");
     }
-    const uint64_t now = clock_.now_usec();
-    if (record->revoked) {
-        return make_error(ErrorCode::Revoked, "Secret " + record->id + " is revoked");
-    }
-    if (is_expired(*record, now)) {
-        return make_error(ErrorCode::Expired, "Secret " + record->id + " has expired");
-    }
-    auto secret = crypto::aes256gcm_open((*master)->record_key().span(), record->sealed_secret,
-                                         record_seal::secret_associated_data(*record));
-    if (!secret) {
-        log::error("Secret " + record->id + " could not be decrypted: its ciphertext was changed");
-        return make_error(ErrorCode::Internal,
-                          "Secret " + record->id + " failed its integrity check");
-    }
-    count_use(*record, now);
-    return std::move(*secret);
+    return open_secret(caller, **master, *record, "get");
 }
 
 Result<ServiceStatus> KeyService::status(const Caller& caller) {
@@ -431,20 +543,251 @@ Result<ServiceStatus> KeyService::status(const Caller& caller) {
     return status;
 }
 
-Result<void> KeyService::flush_usage() {
-    if (pending_usage_.empty()) {
-        return {};
+Result<void> KeyService::apply_changes(const KeyChanges& changes, KeyRecord& record,
+                                       uint64_t now) const {
+    const bool issued = record.kind == KeyKind::Issued;
+    const auto issued_only = [&](const char* change) {
+        return invalid("Invalid change '" + std::string(change) + "': key " + record.id +
+                       " is an imported secret; only issued keys have it");
+    };
+    if (changes.name) {
+        if (auto ok = validation::check_name(*changes.name); !ok) {
+            return ok;
+        }
+        record.name = *changes.name;
     }
-    std::vector<Store::UsageDelta> deltas;
-    deltas.reserve(pending_usage_.size());
-    for (const auto& [id, pending] : pending_usage_) {
-        deltas.push_back({id, pending.uses, pending.last_used_usec});
+    if (changes.description) {
+        if (auto ok = validation::check_description(*changes.description); !ok) {
+            return ok;
+        }
+        record.description = *changes.description;
     }
-    if (auto ok = store_.apply_usage(deltas); !ok) {
+    if (changes.scopes) {
+        if (!issued) {
+            return issued_only("scopes");
+        }
+        auto scopes = validation::normalize_scopes(*changes.scopes);
+        if (!scopes) {
+            return scopes.error();
+        }
+        record.scopes = std::move(*scopes);
+    }
+    if (changes.expires_in_sec && changes.never_expires) {
+        return invalid("Give one of the changes 'expires_in_sec' and 'never_expires', not both");
+    }
+    if (changes.expires_in_sec) {
+        auto expires = expiry_from(changes.expires_in_sec, now);
+        if (!expires) {
+            return expires.error();
+        }
+        record.expires_usec = *expires;
+    }
+    if (changes.never_expires) {
+        record.expires_usec = 0;
+    }
+    if (changes.max_uses) {
+        if (!issued) {
+            return issued_only("max_uses");
+        }
+        record.max_uses = *changes.max_uses;
+    }
+    if (changes.rate_limit_per_min) {
+        if (!issued) {
+            return issued_only("rate_limit_per_min");
+        }
+        record.rate_limit_per_min = *changes.rate_limit_per_min;
+    }
+    return {};
+}
+
+Result<void> KeyService::update_key(const Caller& caller, std::string_view id,
+                                    const KeyChanges& changes) {
+    auto master = unlocked();
+    if (!master) {
+        return master.error();
+    }
+    auto record = owned_record(caller, id);
+    if (!record) {
+        return record.error();
+    }
+    if (changes.empty()) {
+        return invalid(
+            "Nothing to change: give at least one of name, description, scopes, "
+            "expires_in_sec, never_expires, max_uses, rate_limit_per_min");
+    }
+    if (record->revoked) {
+        return refused(caller, *record, "update",
+                       make_error(ErrorCode::Revoked, "Key " + record->id + " is revoked"));
+    }
+    if (auto ok = apply_changes(changes, *record, clock_.now_usec()); !ok) {
+        return refused(caller, *record, "update", ok.error());
+    }
+    if (auto ok = reseal_and_update(**master, *record); !ok) {
         return ok;
     }
-    pending_usage_.clear();
+    audit(caller, record->id, "update", "ok");
     return {};
+}
+
+Result<SecretBuffer> KeyService::rotate_key(const Caller& caller, std::string_view id,
+                                            uint64_t grace_sec) {
+    auto master = unlocked();
+    if (!master) {
+        return master.error();
+    }
+    if (grace_sec > kMaxGraceSec) {
+        return invalid("Invalid grace_sec " + std::to_string(grace_sec) + ": at most " +
+                       std::to_string(kMaxGraceSec) + " (90 days)");
+    }
+    auto record = owned_record(caller, id);
+    if (!record) {
+        return record.error();
+    }
+    const uint64_t now = clock_.now_usec();
+    if (record->kind != KeyKind::Issued) {
+        return refused(
+            caller, *record, "rotate",
+            invalid("Key " + record->id + " is an imported secret: import the new secret instead"));
+    }
+    if (record->revoked) {
+        return refused(caller, *record, "rotate",
+                       make_error(ErrorCode::Revoked, "Key " + record->id + " is revoked"));
+    }
+    if (is_expired(*record, now)) {
+        return refused(caller, *record, "rotate",
+                       make_error(ErrorCode::Expired, "Key " + record->id +
+                                                          " has expired; extend it with "
+                                                          "UpdateKey first"));
+    }
+    auto random = crypto::random_base62(key_format::kRandomLength);
+    if (!random) {
+        return random.error();
+    }
+    // The prefix stays: it is what services and scanners recognise. Keys
+    // from before schema 2 did not record theirs and get the default.
+    const std::string_view prefix =
+        record->prefix.empty() ? key_format::kDefaultPrefix : std::string_view(record->prefix);
+    SecretBuffer key_text(key_format::issued_length(prefix));
+    key_format::compose(prefix, random->view(), reinterpret_cast<char*>(key_text.data()));
+    auto lookup = crypto::hmac_sha256((*master)->pepper().span(), key_text.span());
+    if (!lookup) {
+        return lookup.error();
+    }
+    record->previous_lookup = std::move(record->lookup);
+    record->lookup.assign(lookup->begin(), lookup->end());
+    record->rotated_usec = now;
+    record->grace_until_usec = now + grace_sec * kUsecPerSec;
+    if (auto ok = reseal_and_update(**master, *record); !ok) {
+        return ok.error();
+    }
+    audit(caller, record->id, "rotate", "ok");
+    return key_text;
+}
+
+Result<std::vector<uint8_t>> KeyService::sign(const Caller& caller, std::string_view id,
+                                              std::string_view algorithm,
+                                              std::span<const uint8_t> data) {
+    auto master = unlocked();
+    if (!master) {
+        return master.error();
+    }
+    if (algorithm != "hmac-sha256") {
+        return invalid("Invalid algorithm " + validation::quote_for_message(algorithm) +
+                       ": apikeyd signs with hmac-sha256");
+    }
+    if (data.size() > kMaxSignedData) {
+        return invalid("Invalid data: at most " + std::to_string(kMaxSignedData) + " bytes");
+    }
+    auto record = owned_record(caller, id);
+    if (!record) {
+        return record.error();
+    }
+    if (record->kind != KeyKind::Imported) {
+        return refused(caller, *record, "sign",
+                       invalid("Key " + record->id +
+                               " is an issued key: only imported secrets sign (apikeyd keeps no "
+                               "issued key's text)"));
+    }
+    auto secret = open_secret(caller, **master, *record, "sign");
+    if (!secret) {
+        return secret.error();
+    }
+    auto mac = crypto::hmac_sha256(secret->span(), data);
+    if (!mac) {
+        return mac.error();
+    }
+    return std::vector<uint8_t>(mac->begin(), mac->end());
+}
+
+Result<Identification> KeyService::identify_key(const Caller& caller, std::string_view key_text) {
+    if (key_text.size() > key_format::kMaxKeyTextLength) {
+        return invalid("Invalid key: it is longer than " +
+                       std::to_string(key_format::kMaxKeyTextLength) + " characters");
+    }
+    auto master = unlocked();
+    if (!master) {
+        return master.error();
+    }
+    Identification out;
+    if (verify_failures_.blocked(caller.uid)) {
+        out.reason = "rate_limited";
+        return out;
+    }
+    auto found = find_by_text(caller, **master, key_text);
+    if (!found) {
+        return found.error();
+    }
+    if (const auto* reason = std::get_if<std::string>(&*found)) {
+        out.reason = *reason;
+        return out;
+    }
+    const auto& [record, previous] = std::get<Found>(*found);
+    out.known = true;
+    out.text = previous ? "previous" : "current";
+    out.info = describe(record, clock_.now_usec());
+    return out;
+}
+
+Result<std::vector<Store::Event>> KeyService::usage(const Caller& caller, std::string_view id,
+                                                    uint64_t since_usec, size_t limit) {
+    if (auto master = unlocked(); !master) {
+        return master.error();
+    }
+    if (limit == 0 || limit > kMaxEventsListed) {
+        return invalid("Invalid option 'limit': it must be 1-" + std::to_string(kMaxEventsListed));
+    }
+    auto record = owned_record(caller, id);
+    if (!record) {
+        return record.error();
+    }
+    // What is still batched belongs in the answer.
+    if (auto ok = flush_usage(); !ok) {
+        return ok.error();
+    }
+    return store_.list_events(record->id, since_usec, limit);
+}
+
+Result<std::vector<Store::DayCount>> KeyService::usage_by_day(const Caller& caller,
+                                                              std::string_view id, uint32_t days) {
+    if (auto master = unlocked(); !master) {
+        return master.error();
+    }
+    if (days == 0 || days > kMaxDaysListed) {
+        return invalid("Invalid option 'days': it must be 1-" + std::to_string(kMaxDaysListed));
+    }
+    auto record = owned_record(caller, id);
+    if (!record) {
+        return record.error();
+    }
+    if (auto ok = flush_usage(); !ok) {
+        return ok.error();
+    }
+    const uint64_t today = clock_.now_usec() / UsageRecorder::kUsecPerDay;
+    return store_.list_days(record->id, today + 1 > days ? today + 1 - days : 0);
+}
+
+Result<void> KeyService::flush_usage() {
+    return usage_.flush(clock_.now_usec());
 }
 
 }  // namespace apikeyd

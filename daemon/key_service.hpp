@@ -5,11 +5,13 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <variant>
 #include <vector>
 
+#include "daemon/caller.hpp"
 #include "daemon/clock.hpp"
 #include "daemon/key_record.hpp"
 #include "daemon/keyslot_manager.hpp"
@@ -17,14 +19,9 @@
 #include "daemon/result.hpp"
 #include "daemon/secret.hpp"
 #include "daemon/store.hpp"
+#include "daemon/usage_recorder.hpp"
 
 namespace apikeyd {
-
-struct Caller {
-    uint32_t uid = 0;
-    uint32_t pid = 0;
-    bool is_root() const { return uid == 0; }
-};
 
 struct KeyInfo {
     std::string id;
@@ -41,6 +38,9 @@ struct KeyInfo {
     uint64_t max_uses = 0;
     uint64_t revoked_usec = 0;
     std::string revoke_reason;
+    uint64_t rate_limit_per_min = 0;
+    uint64_t rotated_usec = 0;
+    uint64_t grace_until_usec = 0;  // 0 = no previous text works
 };
 
 struct CreateKeyRequest {
@@ -49,7 +49,32 @@ struct CreateKeyRequest {
     std::vector<std::string> scopes;
     std::optional<uint64_t> expires_in_sec;
     uint64_t max_uses = 0;
+    uint32_t rate_limit_per_min = 0;
     std::optional<std::string> prefix;  // absent = key_format::kDefaultPrefix
+};
+
+// UpdateKey: what is set changes, the rest stays.
+struct KeyChanges {
+    std::optional<std::string> name;
+    std::optional<std::string> description;
+    std::optional<std::vector<std::string>> scopes;
+    std::optional<uint64_t> expires_in_sec;
+    bool never_expires = false;
+    std::optional<uint64_t> max_uses;
+    std::optional<uint32_t> rate_limit_per_min;
+
+    bool empty() const {
+        return !name && !description && !scopes && !expires_in_sec && !never_expires && !max_uses &&
+               !rate_limit_per_min;
+    }
+};
+
+// IdentifyKey: which of the caller's keys a text is, without using it.
+struct Identification {
+    bool known = false;
+    std::string reason;           // when !known: "malformed", "unknown", "rate_limited"
+    std::string text;             // when known: "current" or "previous"
+    std::optional<KeyInfo> info;  // when known
 };
 
 struct CreatedKey {
@@ -85,6 +110,10 @@ class KeyService {
     // Longest expiry accepted: a century keeps every timestamp far from
     // overflow.
     static constexpr uint64_t kMaxExpiresInSec = 100ULL * 366 * 24 * 3600;
+    static constexpr uint64_t kMaxGraceSec = 90ULL * 24 * 3600;
+    static constexpr size_t kMaxSignedData = 16 * 1024 * 1024;
+    static constexpr size_t kMaxEventsListed = UsageRecorder::kEventsKeptPerKey;
+    static constexpr uint32_t kMaxDaysListed = UsageRecorder::kDaysKept;
 
     KeyService(Store& store, KeyslotManager& keyslots, const Clock& clock);
 
@@ -98,14 +127,31 @@ class KeyService {
     Result<SecretBuffer> get_secret(const Caller& caller, std::string_view id);
     Result<ServiceStatus> status(const Caller& caller);
 
-    // Writes batched use counters to disk; called by a timer and at shutdown.
+    Result<void> update_key(const Caller& caller, std::string_view id, const KeyChanges& changes);
+    // A new text for the key; the one it replaces works `grace_sec` longer.
+    Result<SecretBuffer> rotate_key(const Caller& caller, std::string_view id, uint64_t grace_sec);
+    // HMAC with an imported secret that never leaves the daemon.
+    Result<std::vector<uint8_t>> sign(const Caller& caller, std::string_view id,
+                                      std::string_view algorithm, std::span<const uint8_t> data);
+    Result<Identification> identify_key(const Caller& caller, std::string_view key_text);
+    // A key's newest events (newest first), and its per-day counters over
+    // the last `days` days (oldest first).
+    Result<std::vector<Store::Event>> usage(const Caller& caller, std::string_view id,
+                                            uint64_t since_usec, size_t limit);
+    Result<std::vector<Store::DayCount>> usage_by_day(const Caller& caller, std::string_view id,
+                                                      uint32_t days);
+
+    // Writes batched use counters and events to disk; called by a timer and
+    // at shutdown.
     Result<void> flush_usage();
-    bool has_pending_usage() const { return !pending_usage_.empty(); }
+    bool has_pending_usage() const { return usage_.has_pending(); }
 
   private:
-    struct PendingUsage {
-        uint64_t uses = 0;
-        uint64_t last_used_usec = 0;
+    // Where a key text led: its record, and whether it is the text before
+    // the record's latest rotation.
+    struct Found {
+        KeyRecord record;
+        bool previous = false;
     };
 
     Result<const MasterKey*> unlocked() const;
@@ -118,18 +164,42 @@ class KeyService {
     void count_use(const KeyRecord& record, uint64_t now);
     Verification refuse(const Caller& caller, std::string reason, bool counts_as_guess,
                         std::optional<KeyInfo> info = std::nullopt);
+    // The caller's key for a text, or the reason VerifyKey would give
+    // ("malformed", "unknown"); counts a guess for those.
+    Result<std::variant<Found, std::string>> find_by_text(const Caller& caller,
+                                                          const MasterKey& master,
+                                                          std::string_view key_text);
+    // An audit event (and, for changes and refusals, a log line).
+    void audit(const Caller& caller, const std::string& id, std::string_view action,
+               std::string_view result);
+    // The refusal of a call on a known key, audited.
+    Error refused(const Caller& caller, const KeyRecord& record, std::string_view action,
+                  Error error);
+    Result<void> reseal_and_update(const MasterKey& master, KeyRecord& record);
+    // An imported secret, decrypted, once revocation and expiry allow it;
+    // counted as a use and audited as `action`.
+    Result<SecretBuffer> open_secret(const Caller& caller, const MasterKey& master,
+                                     const KeyRecord& record, std::string_view action);
+    Result<void> apply_changes(const KeyChanges& changes, KeyRecord& record, uint64_t now) const;
     // Checks what every new record shares and fills those fields.
     Result<KeyRecord> new_record(const Caller& caller, KeyKind kind, std::string name,
                                  std::string description, std::optional<uint64_t> expires_in_sec);
     Result<void> seal_and_insert(const MasterKey& master, KeyRecord& record);
     Result<uint64_t> expiry_from(std::optional<uint64_t> expires_in_sec, uint64_t now) const;
     Result<void> check_quota(const Caller& caller);
+    Result<uint64_t> owned_keys(uint32_t uid);
 
     Store& store_;
     KeyslotManager& keyslots_;
     const Clock& clock_;
     FailureRateLimiter verify_failures_;
-    std::unordered_map<std::string, PendingUsage> pending_usage_;
+    KeyRateLimiter key_limits_;
+    UsageRecorder usage_;
+    // Keys per owner, counted in the store once and then kept by this
+    // service, the store's only writer of keys: counting them in SQLite on
+    // every create costs milliseconds once a user owns tens of thousands.
+    // Keys are never deleted, so the count only grows.
+    std::unordered_map<uint32_t, uint64_t> owned_keys_;
 };
 
 }  // namespace apikeyd

@@ -48,4 +48,22 @@ void FailureRateLimiter::forget_idle_callers() {
     });
 }
 
+bool KeyRateLimiter::take(const std::string& key_id, uint64_t limit) {
+    const uint64_t minute = clock_.now_usec() / (60 * kUsecPerSec);
+    // Windows of past minutes say nothing any more; dropping them all at
+    // once keeps the map as small as the keys used this minute.
+    if (windows_.size() > 10'000) {
+        std::erase_if(windows_, [&](const auto& entry) { return entry.second.minute != minute; });
+    }
+    auto [it, inserted] = windows_.try_emplace(key_id, Window{minute, 0});
+    if (it->second.minute != minute) {
+        it->second = Window{minute, 0};
+    }
+    if (it->second.used >= limit) {
+        return false;
+    }
+    ++it->second.used;
+    return true;
+}
+
 }  // namespace apikeyd

@@ -5,6 +5,7 @@
 // keys' owners) have buckets of their own and are unaffected.
 
 #include <cstdint>
+#include <string>
 #include <unordered_map>
 
 #include "daemon/clock.hpp"
@@ -32,6 +33,27 @@ class FailureRateLimiter {
     double burst_;
     double refill_per_usec_;
     std::unordered_map<uint32_t, Bucket> buckets_;
+};
+
+// A key's own limit, rate_limit_per_min: successful verifications per
+// calendar minute (a fixed window, so a client can tell when it reopens).
+// Only that key is refused; its callers are not penalised.
+class KeyRateLimiter {
+  public:
+    explicit KeyRateLimiter(const Clock& clock) : clock_(clock) {}
+
+    // Takes one use of `key_id` in the current minute; false when `limit`
+    // are taken already.
+    bool take(const std::string& key_id, uint64_t limit);
+
+  private:
+    struct Window {
+        uint64_t minute;
+        uint64_t used;
+    };
+
+    const Clock& clock_;
+    std::unordered_map<std::string, Window> windows_;
 };
 
 }  // namespace apikeyd

@@ -10,6 +10,10 @@ constexpr std::string_view kDomain = "apikeyd record v1";
 
 class Encoder {
   public:
+    // Room for a typical record's encoding in one allocation: this runs on
+    // every read of a record, VerifyKey and GetSecret included.
+    explicit Encoder(size_t expected_size = 512) { out_.reserve(expected_size); }
+
     void u64(uint64_t v) {
         for (int shift = 56; shift >= 0; shift -= 8) {
             out_.push_back(static_cast<uint8_t>(v >> shift));
@@ -49,6 +53,18 @@ std::vector<uint8_t> mac_input(const KeyRecord& r) {
     e.text(r.revoke_reason);
     e.blob(r.lookup);
     e.blob(r.sealed_secret);
+    // Fields of schema 2 are appended only when one is set, so a record
+    // written before they existed keeps its MAC; once set, they are bound
+    // like the rest (the length-prefixed encoding keeps the two forms apart).
+    if (r.rate_limit_per_min != 0 || !r.prefix.empty() || r.rotated_usec != 0 ||
+        !r.previous_lookup.empty() || r.grace_until_usec != 0) {
+        e.text("v2");
+        e.u64(r.rate_limit_per_min);
+        e.text(r.prefix);
+        e.u64(r.rotated_usec);
+        e.blob(r.previous_lookup);
+        e.u64(r.grace_until_usec);
+    }
     return e.take();
 }
 
@@ -67,7 +83,7 @@ bool verify(const SecretBuffer& mac_key, const KeyRecord& record) {
 }
 
 std::vector<uint8_t> secret_associated_data(const KeyRecord& r) {
-    Encoder e;
+    Encoder e(64);
     e.text("apikeyd secret v1");
     e.text(r.id);
     e.u64(r.owner_uid);

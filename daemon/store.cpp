@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -45,12 +46,44 @@ constexpr const char* kMigrations[] = {
     );
     CREATE INDEX keys_by_owner ON keys (owner_uid, created_usec);
     )sql",
+    // 2: per-key rate limits, rotation with a grace period, and the audit:
+    // recent events per key and per-day counters (both bounded, see
+    // KeyService's retention).
+    R"sql(
+    ALTER TABLE keys ADD COLUMN rate_limit_per_min INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE keys ADD COLUMN prefix TEXT NOT NULL DEFAULT '';
+    ALTER TABLE keys ADD COLUMN rotated_usec INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE keys ADD COLUMN previous_lookup BLOB;
+    ALTER TABLE keys ADD COLUMN grace_until_usec INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX keys_by_previous_lookup ON keys (previous_lookup);
+    CREATE TABLE events (
+        seq         INTEGER PRIMARY KEY,
+        key_id      TEXT NOT NULL,
+        time_usec   INTEGER NOT NULL,
+        action      TEXT NOT NULL,
+        result      TEXT NOT NULL,
+        caller_uid  INTEGER NOT NULL,
+        caller_pid  INTEGER NOT NULL,
+        caller_exe  TEXT NOT NULL,
+        caller_unit TEXT NOT NULL
+    );
+    CREATE INDEX events_by_key ON events (key_id, seq);
+    CREATE TABLE usage_days (
+        key_id  TEXT NOT NULL,
+        day     INTEGER NOT NULL,
+        ok      INTEGER NOT NULL,
+        refused INTEGER NOT NULL,
+        PRIMARY KEY (key_id, day)
+    ) WITHOUT ROWID;
+    CREATE INDEX usage_days_by_day ON usage_days (day);
+    )sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
 constexpr const char* kKeyColumns =
     "id, owner_uid, kind, name, description, scopes, created_usec, expires_usec, max_uses, "
-    "revoked, revoked_usec, revoke_reason, lookup, sealed_secret, mac, use_count, last_used_usec";
+    "revoked, revoked_usec, revoke_reason, lookup, sealed_secret, mac, rate_limit_per_min, "
+    "prefix, rotated_usec, previous_lookup, grace_until_usec, use_count, last_used_usec";
 
 // Scope characters never include a space, so a space-joined list is exact.
 std::string join_scopes(const std::vector<std::string>& scopes) {
@@ -142,13 +175,18 @@ KeyRecord read_key(sqlite3_stmt* s) {
     if (!kind) {
         r.mac.clear();
     }
-    r.use_count = from_db(s, 15);
-    r.last_used_usec = from_db(s, 16);
+    r.rate_limit_per_min = from_db(s, 15);
+    r.prefix = text_column(s, 16);
+    r.rotated_usec = from_db(s, 17);
+    r.previous_lookup = blob_column(s, 18);
+    r.grace_until_usec = from_db(s, 19);
+    r.use_count = from_db(s, 20);
+    r.last_used_usec = from_db(s, 21);
     return r;
 }
 
-// Binds the fields shared by INSERT and UPDATE, starting at parameter 1 in
-// the order of kKeyColumns (without use_count / last_used_usec).
+// Binds the fields shared by INSERT and UPDATE, parameters 1-20 in the
+// order of kKeyColumns (without use_count / last_used_usec).
 void bind_key(sqlite3_stmt* s, const KeyRecord& r) {
     bind_text(s, 1, r.id);
     sqlite3_bind_int64(s, 2, r.owner_uid);
@@ -165,6 +203,11 @@ void bind_key(sqlite3_stmt* s, const KeyRecord& r) {
     bind_blob_or_null(s, 13, r.lookup);
     bind_blob_or_null(s, 14, r.sealed_secret);
     sqlite3_bind_blob(s, 15, r.mac.data(), static_cast<int>(r.mac.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 16, to_db(r.rate_limit_per_min));
+    bind_text(s, 17, r.prefix);
+    sqlite3_bind_int64(s, 18, to_db(r.rotated_usec));
+    bind_blob_or_null(s, 19, r.previous_lookup);
+    sqlite3_bind_int64(s, 20, to_db(r.grace_until_usec));
 }
 
 // Resets a cached statement however its use ends.
@@ -309,15 +352,15 @@ Result<sqlite3_stmt*> Store::cached(const char* sql) {
 
 Result<void> Store::insert_key(const KeyRecord& record) {
     static const std::string sql = std::string("INSERT INTO keys (") + kKeyColumns +
-                                   ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+                                   ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     auto s = cached(sql.c_str());
     if (!s) {
         return s.error();
     }
     StatementUse use(*s);
     bind_key(*s, record);
-    sqlite3_bind_int64(*s, 16, to_db(record.use_count));
-    sqlite3_bind_int64(*s, 17, to_db(record.last_used_usec));
+    sqlite3_bind_int64(*s, 21, to_db(record.use_count));
+    sqlite3_bind_int64(*s, 22, to_db(record.last_used_usec));
     if (sqlite3_step(*s) != SQLITE_DONE) {
         return failure("Cannot store key " + record.id);
     }
@@ -328,7 +371,8 @@ Result<void> Store::update_key(const KeyRecord& record) {
     auto s = cached(
         "UPDATE keys SET owner_uid=?2, kind=?3, name=?4, description=?5, scopes=?6, "
         "created_usec=?7, expires_usec=?8, max_uses=?9, revoked=?10, revoked_usec=?11, "
-        "revoke_reason=?12, lookup=?13, sealed_secret=?14, mac=?15 WHERE id=?1");
+        "revoke_reason=?12, lookup=?13, sealed_secret=?14, mac=?15, rate_limit_per_min=?16, "
+        "prefix=?17, rotated_usec=?18, previous_lookup=?19, grace_until_usec=?20 WHERE id=?1");
     if (!s) {
         return s.error();
     }
@@ -364,6 +408,26 @@ Result<std::optional<KeyRecord>> Store::find_key(std::string_view id) {
 Result<std::optional<KeyRecord>> Store::find_key_by_lookup(std::span<const uint8_t> lookup) {
     static const std::string sql =
         std::string("SELECT ") + kKeyColumns + " FROM keys WHERE lookup=?";
+    auto s = cached(sql.c_str());
+    if (!s) {
+        return s.error();
+    }
+    StatementUse use(*s);
+    sqlite3_bind_blob(*s, 1, lookup.data(), static_cast<int>(lookup.size()), SQLITE_STATIC);
+    const int rc = sqlite3_step(*s);
+    if (rc == SQLITE_ROW) {
+        return std::optional<KeyRecord>(read_key(*s));
+    }
+    if (rc == SQLITE_DONE) {
+        return std::optional<KeyRecord>();
+    }
+    return failure("Cannot look up key");
+}
+
+Result<std::optional<KeyRecord>> Store::find_key_by_previous_lookup(
+    std::span<const uint8_t> lookup) {
+    static const std::string sql =
+        std::string("SELECT ") + kKeyColumns + " FROM keys WHERE previous_lookup=?";
     auto s = cached(sql.c_str());
     if (!s) {
         return s.error();
@@ -420,25 +484,161 @@ Result<uint64_t> Store::count_keys(std::optional<uint32_t> owner) {
     return from_db(*s, 0);
 }
 
-Result<void> Store::apply_usage(std::span<const UsageDelta> deltas) {
+Result<void> Store::apply_usage(const UsageBatch& batch) {
     return transaction([&]() -> Result<void> {
-        auto s = cached(
-            "UPDATE keys SET use_count=use_count+?2, last_used_usec=max(last_used_usec, ?3) "
-            "WHERE id=?1");
-        if (!s) {
-            return s.error();
+        if (auto ok = add_uses(batch.uses); !ok) {
+            return ok;
         }
-        for (const auto& delta : deltas) {
-            StatementUse use(*s);
-            bind_text(*s, 1, delta.id);
-            sqlite3_bind_int64(*s, 2, to_db(delta.uses));
-            sqlite3_bind_int64(*s, 3, to_db(delta.last_used_usec));
-            if (sqlite3_step(*s) != SQLITE_DONE) {
-                return failure("Cannot record usage");
-            }
+        if (auto ok = add_events(batch.events, batch.events_kept_per_key); !ok) {
+            return ok;
         }
-        return {};
+        return add_days(batch.days, batch.drop_days_before);
     });
+}
+
+Result<void> Store::add_uses(std::span<const UsageDelta> deltas) {
+    auto s = cached(
+        "UPDATE keys SET use_count=use_count+?2, last_used_usec=max(last_used_usec, ?3) "
+        "WHERE id=?1");
+    if (!s) {
+        return s.error();
+    }
+    for (const auto& delta : deltas) {
+        StatementUse use(*s);
+        bind_text(*s, 1, delta.id);
+        sqlite3_bind_int64(*s, 2, to_db(delta.uses));
+        sqlite3_bind_int64(*s, 3, to_db(delta.last_used_usec));
+        if (sqlite3_step(*s) != SQLITE_DONE) {
+            return failure("Cannot record usage");
+        }
+    }
+    return {};
+}
+
+Result<void> Store::add_events(std::span<const Event> events, size_t kept_per_key) {
+    auto insert = cached(
+        "INSERT INTO events (key_id, time_usec, action, result, caller_uid, caller_pid, "
+        "caller_exe, caller_unit) VALUES (?,?,?,?,?,?,?,?)");
+    // Everything older than the key's kept_per_key-th newest event goes; a
+    // key with fewer has no such event, and the subquery is NULL.
+    auto prune = cached(
+        "DELETE FROM events WHERE key_id=?1 AND seq < (SELECT seq FROM events WHERE key_id=?1 "
+        "ORDER BY seq DESC LIMIT 1 OFFSET ?2)");
+    if (!insert || !prune) {
+        return insert ? prune.error() : insert.error();
+    }
+    std::vector<std::string_view> touched;
+    for (const auto& event : events) {
+        StatementUse use(*insert);
+        bind_text(*insert, 1, event.key_id);
+        sqlite3_bind_int64(*insert, 2, to_db(event.time_usec));
+        bind_text(*insert, 3, event.action);
+        bind_text(*insert, 4, event.result);
+        sqlite3_bind_int64(*insert, 5, event.caller_uid);
+        sqlite3_bind_int64(*insert, 6, event.caller_pid);
+        bind_text(*insert, 7, event.caller_exe);
+        bind_text(*insert, 8, event.caller_unit);
+        if (sqlite3_step(*insert) != SQLITE_DONE) {
+            return failure("Cannot record an event");
+        }
+        if (std::find(touched.begin(), touched.end(), event.key_id) == touched.end()) {
+            touched.push_back(event.key_id);
+        }
+    }
+    for (const auto key_id : touched) {
+        StatementUse use(*prune);
+        bind_text(*prune, 1, key_id);
+        sqlite3_bind_int64(*prune, 2, static_cast<int64_t>(kept_per_key) - 1);
+        if (sqlite3_step(*prune) != SQLITE_DONE) {
+            return failure("Cannot drop old events");
+        }
+    }
+    return {};
+}
+
+Result<void> Store::add_days(std::span<const DayCount> days, uint64_t drop_before) {
+    auto upsert = cached(
+        "INSERT INTO usage_days (key_id, day, ok, refused) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (key_id, day) DO UPDATE SET ok=ok+excluded.ok, "
+        "refused=refused+excluded.refused");
+    if (!upsert) {
+        return upsert.error();
+    }
+    for (const auto& day : days) {
+        StatementUse use(*upsert);
+        bind_text(*upsert, 1, day.key_id);
+        sqlite3_bind_int64(*upsert, 2, to_db(day.day));
+        sqlite3_bind_int64(*upsert, 3, to_db(day.ok));
+        sqlite3_bind_int64(*upsert, 4, to_db(day.refused));
+        if (sqlite3_step(*upsert) != SQLITE_DONE) {
+            return failure("Cannot record daily usage");
+        }
+    }
+    if (drop_before == 0) {
+        return {};
+    }
+    auto drop = cached("DELETE FROM usage_days WHERE day < ?");
+    if (!drop) {
+        return drop.error();
+    }
+    StatementUse use(*drop);
+    sqlite3_bind_int64(*drop, 1, to_db(drop_before));
+    if (sqlite3_step(*drop) != SQLITE_DONE) {
+        return failure("Cannot drop old daily usage");
+    }
+    return {};
+}
+
+Result<std::vector<Store::Event>> Store::list_events(std::string_view key_id, uint64_t since_usec,
+                                                     size_t limit) {
+    auto s = cached(
+        "SELECT key_id, time_usec, action, result, caller_uid, caller_pid, caller_exe, "
+        "caller_unit FROM events WHERE key_id=? AND time_usec>=? ORDER BY seq DESC LIMIT ?");
+    if (!s) {
+        return s.error();
+    }
+    StatementUse use(*s);
+    bind_text(*s, 1, key_id);
+    sqlite3_bind_int64(*s, 2, to_db(since_usec));
+    sqlite3_bind_int64(*s, 3, static_cast<int64_t>(limit));
+    std::vector<Event> out;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(*s)) == SQLITE_ROW) {
+        Event e;
+        e.key_id = text_column(*s, 0);
+        e.time_usec = from_db(*s, 1);
+        e.action = text_column(*s, 2);
+        e.result = text_column(*s, 3);
+        e.caller_uid = static_cast<uint32_t>(sqlite3_column_int64(*s, 4));
+        e.caller_pid = static_cast<uint32_t>(sqlite3_column_int64(*s, 5));
+        e.caller_exe = text_column(*s, 6);
+        e.caller_unit = text_column(*s, 7);
+        out.push_back(std::move(e));
+    }
+    if (rc != SQLITE_DONE) {
+        return failure("Cannot list events");
+    }
+    return out;
+}
+
+Result<std::vector<Store::DayCount>> Store::list_days(std::string_view key_id, uint64_t first_day) {
+    auto s =
+        cached("SELECT day, ok, refused FROM usage_days WHERE key_id=? AND day>=? ORDER BY day");
+    if (!s) {
+        return s.error();
+    }
+    StatementUse use(*s);
+    bind_text(*s, 1, key_id);
+    sqlite3_bind_int64(*s, 2, to_db(first_day));
+    std::vector<DayCount> out;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(*s)) == SQLITE_ROW) {
+        out.push_back({std::string(key_id), from_db(*s, 0), from_db(*s, 1), from_db(*s, 2)});
+    }
+    if (rc != SQLITE_DONE) {
+        return failure("Cannot list daily usage");
+    }
+    return out;
 }
 
 Result<std::optional<std::vector<uint8_t>>> Store::get_meta(std::string_view name) {
@@ -486,8 +686,19 @@ Result<std::vector<KeyslotRecord>> Store::list_keyslots() {
         r.id = text_column(*s, 0);
         r.type = text_column(*s, 1);
         r.created_usec = from_db(*s, 2);
-        r.params = nlohmann::json::parse(text_column(*s, 3), nullptr, false);
-        if (r.params.is_discarded() || !r.params.is_object()) {
+        // Protectors write flat objects. A deeply nested value (a damaged or
+        // hand-edited row) is refused: copying it recurses once per level and
+        // would overflow the stack (found by tests/fuzz/fuzz_database).
+        constexpr int kMaxParamsDepth = 16;
+        bool too_deep = false;
+        r.params = nlohmann::json::parse(
+            text_column(*s, 3),
+            [&too_deep](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+                too_deep = too_deep || depth > kMaxParamsDepth;
+                return !too_deep;
+            },
+            false);
+        if (too_deep || r.params.is_discarded() || !r.params.is_object()) {
             return make_error(ErrorCode::Internal,
                               "Keyslot " + r.id + " has unreadable parameters in the database");
         }

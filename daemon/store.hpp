@@ -24,7 +24,7 @@ namespace apikeyd {
 
 class Store {
   public:
-    static constexpr int kSchemaVersion = 1;
+    static constexpr int kSchemaVersion = 2;
     static constexpr std::string_view kFileName = "apikeyd.db";
 
     // Opens (creating with mode 0600 if needed) and migrates the database;
@@ -45,6 +45,8 @@ class Store {
     Result<void> update_key(const KeyRecord& record);
     Result<std::optional<KeyRecord>> find_key(std::string_view id);
     Result<std::optional<KeyRecord>> find_key_by_lookup(std::span<const uint8_t> lookup);
+    // The key whose text before its latest rotation has this lookup.
+    Result<std::optional<KeyRecord>> find_key_by_previous_lookup(std::span<const uint8_t> lookup);
     // All keys, or those of one owner, ordered by creation time.
     Result<std::vector<KeyRecord>> list_keys(std::optional<uint32_t> owner);
     Result<uint64_t> count_keys(std::optional<uint32_t> owner);
@@ -54,8 +56,39 @@ class Store {
         uint64_t uses = 0;
         uint64_t last_used_usec = 0;
     };
-    // Adds batched usage in one transaction.
-    Result<void> apply_usage(std::span<const UsageDelta> deltas);
+    struct Event {
+        std::string key_id;
+        uint64_t time_usec = 0;
+        std::string action;
+        std::string result;
+        uint32_t caller_uid = 0;
+        uint32_t caller_pid = 0;
+        std::string caller_exe;
+        std::string caller_unit;
+    };
+    struct DayCount {
+        std::string key_id;
+        uint64_t day = 0;  // days since 1970-01-01 (UTC)
+        uint64_t ok = 0;
+        uint64_t refused = 0;
+    };
+    // What the key service batched since its last flush, and the retention
+    // to apply, written in one transaction.
+    struct UsageBatch {
+        std::span<const UsageDelta> uses;
+        std::span<const Event> events;
+        std::span<const DayCount> days;
+        // Older events of each key in `events` beyond this many are dropped.
+        size_t events_kept_per_key = 1000;
+        // Day counters before this day are dropped; 0 = none.
+        uint64_t drop_days_before = 0;
+    };
+    Result<void> apply_usage(const UsageBatch& batch);
+    // The newest `limit` events of a key at or after `since_usec`, newest first.
+    Result<std::vector<Event>> list_events(std::string_view key_id, uint64_t since_usec,
+                                           size_t limit);
+    // A key's day counters from `first_day` on, oldest first.
+    Result<std::vector<DayCount>> list_days(std::string_view key_id, uint64_t first_day);
 
     Result<std::optional<std::vector<uint8_t>>> get_meta(std::string_view name);
     Result<void> set_meta(std::string_view name, std::span<const uint8_t> value);
@@ -74,6 +107,9 @@ class Store {
     Result<void> configure();
     Result<void> migrate();
     Result<void> exec(const char* sql);
+    Result<void> add_uses(std::span<const UsageDelta> deltas);
+    Result<void> add_events(std::span<const Event> events, size_t kept_per_key);
+    Result<void> add_days(std::span<const DayCount> days, uint64_t drop_before);
     // Prepared once and kept: the verify path must not re-parse SQL.
     Result<sqlite3_stmt*> cached(const char* sql);
     Error failure(std::string_view what) const;

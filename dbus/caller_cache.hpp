@@ -1,7 +1,8 @@
 #pragma once
-// Who is calling: the effective UID (and PID, for audit) of the bus peer,
-// asked from the bus itself, never from what the caller claims and never
-// from /proc (augmented credentials are racy). Asking the bus driver is a
+// Who is calling: the effective UID of the bus peer, asked from the bus
+// itself, never from what the caller claims and never from /proc
+// (augmented credentials are racy). The PID, executable and unit, for
+// people reading the audit only, come along (the last two from /proc). Asking the bus driver is a
 // synchronous round trip, so the answer is kept per unique name; a unique
 // name is never reused on a bus, and the entry is dropped when the bus says
 // the name has gone.

@@ -3,6 +3,8 @@
 #include <systemd/sd-bus.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <exception>
 #include <optional>
 #include <string_view>
 #include <type_traits>
@@ -241,6 +243,29 @@ Dict read_top_dict(sd_bus_message* m) {
     return dict;
 }
 
+// What the signal callback leaves for watch(). The callback only records: no
+// exception may cross sd-bus's C code, and the caller's function may throw.
+struct WatchState {
+    std::vector<Signal> pending;
+    std::exception_ptr error;
+};
+
+int queue_signal(sd_bus_message* m, void* userdata, sd_bus_error* /*error*/) {
+    auto* state = static_cast<WatchState*>(userdata);
+    const char* id = nullptr;
+    // A signal of another shape (a newer daemon's) is not ours to interpret.
+    if (sd_bus_message_has_signature(m, "s") <= 0 || sd_bus_message_read_basic(m, 's', &id) < 0) {
+        return 0;
+    }
+    const char* member = sd_bus_message_get_member(m);
+    try {
+        state->pending.push_back(Signal{member != nullptr ? member : "", id});
+    } catch (...) {
+        state->error = std::current_exception();
+    }
+    return 0;
+}
+
 }  // namespace
 
 struct Client::Impl {
@@ -252,6 +277,18 @@ struct Client::Impl {
                                              member),
               "Cannot create a D-Bus call");
         return MessagePtr(m);
+    }
+
+    // A step of watch() failed or found the connection gone: the latter is
+    // a ConnectError however sd-bus reported it.
+    void check_open(int r, std::string_view context) {
+        if (sd_bus_is_open(bus.get()) <= 0) {
+            sdbus::Error error;
+            sd_bus_error_set_errno(error.get(), r < 0 ? r : -ECONNRESET);
+            throw ConnectError(error.name(),
+                               std::string("Connection to the bus lost: ") + error.message());
+        }
+        check(r, context);
     }
 
     MessagePtr call(const MessagePtr& m) {
@@ -419,6 +456,95 @@ void Client::unlock(const std::string& type, const Dict& credentials) {
     check(sd_bus_message_append_basic(m.get(), 's', type.c_str()), "Cannot build Unlock");
     append_dict(m.get(), credentials);
     impl_->call(m);
+}
+
+void Client::update_key(const std::string& id, const Dict& changes) {
+    auto m = impl_->new_call("UpdateKey");
+    check(sd_bus_message_append_basic(m.get(), 's', id.c_str()), "Cannot build UpdateKey");
+    append_dict(m.get(), changes);
+    impl_->call(m);
+}
+
+std::string Client::rotate_key(const std::string& id, uint64_t grace_sec) {
+    auto m = impl_->new_call("RotateKey");
+    check(sd_bus_message_append(m.get(), "st", id.c_str(), grace_sec), "Cannot build RotateKey");
+    auto reply = impl_->call(m);
+    check(sd_bus_message_sensitive(reply.get()), "Cannot protect the RotateKey reply");
+    std::string key;
+    read_string_into(reply.get(), key);
+    return key;
+}
+
+std::vector<uint8_t> Client::sign(const std::string& id, const std::string& algorithm,
+                                  const std::vector<uint8_t>& data) {
+    auto m = impl_->new_call("Sign");
+    check(sd_bus_message_append(m.get(), "ss", id.c_str(), algorithm.c_str()),
+          "Cannot build Sign (the algorithm must be UTF-8)");
+    check(sd_bus_message_append_array(m.get(), 'y', data.data(), data.size()), "Cannot build Sign");
+    auto reply = impl_->call(m);
+    return read_fixed_array<uint8_t>(reply.get(), 'y');
+}
+
+std::vector<Dict> Client::get_usage(const std::string& id, const Dict& options) {
+    auto m = impl_->new_call("GetUsage");
+    check(sd_bus_message_append_basic(m.get(), 's', id.c_str()), "Cannot build GetUsage");
+    append_dict(m.get(), options);
+    auto reply = impl_->call(m);
+    return read_dicts(reply.get());
+}
+
+std::vector<Dict> Client::get_usage_by_day(const std::string& id, const Dict& options) {
+    auto m = impl_->new_call("GetUsageByDay");
+    check(sd_bus_message_append_basic(m.get(), 's', id.c_str()), "Cannot build GetUsageByDay");
+    append_dict(m.get(), options);
+    auto reply = impl_->call(m);
+    return read_dicts(reply.get());
+}
+
+Identification Client::identify_key(const std::string& key) {
+    auto m = impl_->new_call("IdentifyKey");
+    check(sd_bus_message_sensitive(m.get()), "Cannot protect the IdentifyKey call");
+    check(sd_bus_message_append_basic(m.get(), 's', key.c_str()),
+          "Cannot build IdentifyKey (the key must be UTF-8)");
+    auto reply = impl_->call(m);
+    Identification identified;
+    identified.known = read_number<int>(reply.get(), 'b') != 0;
+    identified.id = read_string(reply.get());
+    identified.info = read_top_dict(reply.get());
+    return identified;
+}
+
+void Client::watch(const std::function<void()>& on_subscribed,
+                   const std::function<bool(const Signal&)>& on_signal) {
+    sd_bus* bus = impl_->bus.get();
+    WatchState state;
+    sd_bus_slot* raw = nullptr;
+    // Synchronous: AddMatch is answered before this returns, so the bus
+    // routes every later signal to us.
+    check(sd_bus_match_signal(bus, &raw, kBusName, kObjectPath, kInterface, nullptr, queue_signal,
+                              &state),
+          "Cannot subscribe to apikeyd's signals");
+    const sdbus::SlotPtr slot(raw);
+    on_subscribed();
+    for (;;) {
+        int r = sd_bus_process(bus, nullptr);
+        impl_->check_open(r, "Cannot read from the bus");
+        if (state.error) {
+            std::rethrow_exception(state.error);
+        }
+        std::vector<Signal> signals;
+        signals.swap(state.pending);
+        for (const Signal& signal : signals) {
+            if (!on_signal(signal)) {
+                return;
+            }
+        }
+        if (r > 0) {
+            continue;  // more may be queued already
+        }
+        r = sd_bus_wait(bus, UINT64_MAX);
+        impl_->check_open(r == -EINTR ? 0 : r, "Cannot wait for the bus");
+    }
 }
 
 std::string Client::introspect() {

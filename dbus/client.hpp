@@ -4,12 +4,13 @@
 // unmarshals; it decides nothing. A D-Bus error from the daemon (or from the
 // bus) is thrown as BusError carrying the error name and message.
 //
-// Messages that carry a secret (the key in VerifyKey, the secret in
-// ImportSecret, the replies of CreateKey and GetSecret, both directions of
-// AddKeyslot and the credentials of Unlock) are marked sensitive so sd-bus
-// wipes them when they are freed.
+// Messages that carry a secret (the key in VerifyKey and IdentifyKey, the
+// secret in ImportSecret, the replies of CreateKey, RotateKey and GetSecret,
+// both directions of AddKeyslot and the credentials of Unlock) are marked
+// sensitive so sd-bus wipes them when they are freed.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -67,6 +68,18 @@ struct Verification {
     Dict info;  // includes "reason" when !valid
 };
 
+struct Identification {
+    bool known = false;
+    std::string id;  // "" unless known
+    Dict info;       // the key's info with "text"; only "reason" when !known
+};
+
+// One of the signals of org.apikeyd1.Manager.
+struct Signal {
+    std::string member;  // "KeyCreated", "KeyChanged" or "KeyRevoked"
+    std::string id;
+};
+
 class Client {
   public:
     // Connects to the system bus, or to $DBUS_SYSTEM_BUS_ADDRESS when set.
@@ -87,6 +100,15 @@ class Client {
     void revoke_key(const std::string& id, const std::string& reason);
     Verification verify_key(const std::string& key, const std::string& scope);
     std::vector<uint8_t> get_secret(const std::string& id);
+    // `changes` as UpdateKey takes them (name, scopes, expires_in_sec, ...).
+    void update_key(const std::string& id, const Dict& changes);
+    // The new key text, shown once; wiped by the caller.
+    std::string rotate_key(const std::string& id, uint64_t grace_sec);
+    std::vector<uint8_t> sign(const std::string& id, const std::string& algorithm,
+                              const std::vector<uint8_t>& data);
+    std::vector<Dict> get_usage(const std::string& id, const Dict& options);
+    std::vector<Dict> get_usage_by_day(const std::string& id, const Dict& options);
+    Identification identify_key(const std::string& key);
     Dict get_status();
     // `options` may hold a PIN ("pin" s); the caller wipes its copy.
     AddedKeyslot add_keyslot(const std::string& type, const Dict& options);
@@ -96,6 +118,14 @@ class Client {
 
     // The daemon's introspection XML (org.freedesktop.DBus.Introspectable).
     std::string introspect();
+
+    // Subscribes to the signals of org.apikeyd1.Manager sent by the owner of
+    // org.apikeyd1 (the bus drops look-alikes that another peer sends), calls
+    // `on_subscribed` once the bus holds the subscription, so that a change
+    // made after it is not missed, then `on_signal` for each signal until it
+    // returns false. Throws ConnectError when the connection to the bus is lost.
+    void watch(const std::function<void()>& on_subscribed,
+               const std::function<bool(const Signal&)>& on_signal);
 
   private:
     struct Impl;

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <string>
 #include <vector>
@@ -19,7 +20,18 @@ namespace apikeyd::bus {
 namespace {
 
 constexpr OptionSpec kCreateOptions[] = {
-    {"expires_in_sec", "t"}, {"max_uses", "t"}, {"prefix", "s"}};
+    {"expires_in_sec", "t"}, {"max_uses", "t"}, {"rate_limit_per_min", "u"}, {"prefix", "s"}};
+constexpr OptionSpec kChanges[] = {{"name", "s"},
+                                   {"description", "s"},
+                                   {"scopes", "as"},
+                                   {"expires_in_sec", "t"},
+                                   {"never_expires", "b"},
+                                   {"max_uses", "t"},
+                                   {"rate_limit_per_min", "u"}};
+constexpr OptionSpec kUsageOptions[] = {{"since_usec", "t"}, {"limit", "u"}};
+constexpr OptionSpec kUsageByDayOptions[] = {{"days", "u"}};
+constexpr uint32_t kDefaultEventsListed = 100;
+constexpr uint32_t kDefaultDaysListed = 30;
 constexpr OptionSpec kImportOptions[] = {{"expires_in_sec", "t"}};
 constexpr OptionSpec kListFilter[] = {{"state", "s"}};
 constexpr OptionSpec kKeyslotOptions[] = {
@@ -167,7 +179,10 @@ void write_info(DictWriter& w, const KeyInfo& info) {
         .u64("use_count", info.use_count)
         .u64("max_uses", info.max_uses)
         .u64("revoked_usec", info.revoked_usec)
-        .str("revoke_reason", info.revoke_reason);
+        .str("revoke_reason", info.revoke_reason)
+        .u32("rate_limit_per_min", static_cast<uint32_t>(info.rate_limit_per_min))
+        .u64("rotated_usec", info.rotated_usec)
+        .u64("grace_until_usec", info.grace_until_usec);
 }
 
 int append_info(sd_bus_message* m, const KeyInfo& info) {
@@ -195,18 +210,86 @@ Result<StateFilter> parse_state_filter(const Options& filter) {
                                                       ": use active, revoked, expired or all");
 }
 
-std::optional<uint64_t> optional_u64(const Options& options, std::string_view name) {
+int send_reply(sd_bus_message* reply, int r) {
+    return r < 0 ? r : sd_bus_send(nullptr, reply, nullptr);
+}
+
+template <class T>
+std::optional<T> optional_value(const Options& options, std::string_view name) {
     const auto it = options.find(name);
-    return it == options.end() ? std::nullopt : std::optional(std::get<uint64_t>(it->second));
+    return it == options.end() ? std::nullopt : std::optional<T>(std::get<T>(it->second));
+}
+
+std::optional<uint64_t> optional_u64(const Options& options, std::string_view name) {
+    return optional_value<uint64_t>(options, name);
+}
+
+KeyChanges changes_from(const Options& options) {
+    KeyChanges changes;
+    changes.name = optional_value<std::string>(options, "name");
+    changes.description = optional_value<std::string>(options, "description");
+    changes.scopes = optional_value<std::vector<std::string>>(options, "scopes");
+    changes.expires_in_sec = optional_u64(options, "expires_in_sec");
+    changes.never_expires = optional_value<bool>(options, "never_expires").value_or(false);
+    changes.max_uses = optional_u64(options, "max_uses");
+    changes.rate_limit_per_min = optional_value<uint32_t>(options, "rate_limit_per_min");
+    return changes;
+}
+
+void write_event(DictWriter& w, const Store::Event& event) {
+    w.u64("time_usec", event.time_usec)
+        .str("action", event.action)
+        .str("result", event.result)
+        .u32("caller_uid", event.caller_uid)
+        .u32("caller_pid", event.caller_pid);
+    if (!event.caller_exe.empty()) {
+        w.str("caller_exe", event.caller_exe);
+    }
+    if (!event.caller_unit.empty()) {
+        w.str("caller_unit", event.caller_unit);
+    }
+}
+
+// "YYYY-MM-DD" of a day number (days since 1970-01-01, UTC).
+std::string date_of(uint64_t day) {
+    const time_t seconds = static_cast<time_t>(day * 86400);
+    struct tm utc {};
+    gmtime_r(&seconds, &utc);
+    char text[16];
+    strftime(text, sizeof text, "%Y-%m-%d", &utc);
+    return text;
+}
+
+void write_day(DictWriter& w, const Store::DayCount& day) {
+    w.u64("day_usec", day.day * UsageRecorder::kUsecPerDay)
+        .str("date", date_of(day.day))
+        .u64("ok", day.ok)
+        .u64("refused", day.refused);
+}
+
+// An aa{sv} reply of `items`, each written by `write`.
+template <class Items, class Write>
+int reply_dicts(sd_bus_message* m, const Items& items, Write&& write) {
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    sdbus::MessagePtr reply(raw);
+    if (r >= 0)
+        r = sd_bus_message_open_container(reply.get(), 'a', "a{sv}");
+    for (const auto& item : items) {
+        if (r >= 0) {
+            DictWriter w(reply.get());
+            write(w, item);
+            r = w.close();
+        }
+    }
+    if (r >= 0)
+        r = sd_bus_message_close_container(reply.get());
+    return send_reply(reply.get(), r);
 }
 
 SecretBuffer take_secret(Options& options, std::string_view name) {
     const auto it = options.find(name);
     return it == options.end() ? SecretBuffer() : std::move(std::get<SecretBuffer>(it->second));
-}
-
-int send_reply(sd_bus_message* reply, int r) {
-    return r < 0 ? r : sd_bus_send(nullptr, reply, nullptr);
 }
 
 // Runs a handler with every exception turned into a logged Internal error:
@@ -240,11 +323,28 @@ const sd_bus_vtable kVtable[] = {
                             dispatch<&ManagerObject::get_key>, kOpen),
     SD_BUS_METHOD_WITH_ARGS("RevokeKey", SD_BUS_ARGS("s", id, "s", reason), SD_BUS_NO_RESULT,
                             dispatch<&ManagerObject::revoke_key>, kOpen),
+    SD_BUS_METHOD_WITH_ARGS("UpdateKey", SD_BUS_ARGS("s", id, "a{sv}", changes), SD_BUS_NO_RESULT,
+                            dispatch<&ManagerObject::update_key>, kOpen),
+    SD_BUS_METHOD_WITH_ARGS("RotateKey", SD_BUS_ARGS("s", id, "t", grace_sec),
+                            SD_BUS_RESULT("s", key), dispatch<&ManagerObject::rotate_key>, kSecret),
     SD_BUS_METHOD_WITH_ARGS("VerifyKey", SD_BUS_ARGS("s", key, "s", scope),
                             SD_BUS_RESULT("b", valid, "s", id, "a{sv}", info),
                             dispatch<&ManagerObject::verify_key>, kSecret),
     SD_BUS_METHOD_WITH_ARGS("GetSecret", SD_BUS_ARGS("s", id), SD_BUS_RESULT("ay", secret),
                             dispatch<&ManagerObject::get_secret>, kSecret),
+    // Sign's data is what the caller signs, often a request body: treated as
+    // sensitive like the secrets, and the MAC is as good as one.
+    SD_BUS_METHOD_WITH_ARGS("Sign", SD_BUS_ARGS("s", id, "s", algorithm, "ay", data),
+                            SD_BUS_RESULT("ay", mac), dispatch<&ManagerObject::sign>, kSecret),
+    SD_BUS_METHOD_WITH_ARGS("GetUsage", SD_BUS_ARGS("s", id, "a{sv}", options),
+                            SD_BUS_RESULT("aa{sv}", events), dispatch<&ManagerObject::get_usage>,
+                            kOpen),
+    SD_BUS_METHOD_WITH_ARGS("GetUsageByDay", SD_BUS_ARGS("s", id, "a{sv}", options),
+                            SD_BUS_RESULT("aa{sv}", days),
+                            dispatch<&ManagerObject::get_usage_by_day>, kOpen),
+    SD_BUS_METHOD_WITH_ARGS("IdentifyKey", SD_BUS_ARGS("s", key),
+                            SD_BUS_RESULT("b", known, "s", id, "a{sv}", info),
+                            dispatch<&ManagerObject::identify_key>, kSecret),
     SD_BUS_METHOD_WITH_ARGS("GetStatus", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{sv}", status),
                             dispatch<&ManagerObject::get_status>, kOpen),
     SD_BUS_METHOD_WITH_ARGS("AddKeyslot", SD_BUS_ARGS("s", type, "a{sv}", options),
@@ -313,6 +413,8 @@ int ManagerObject::create_key(sd_bus_message* m, sd_bus_error* ret) {
     request.scopes = std::move(*scopes);
     request.expires_in_sec = optional_u64(*options, "expires_in_sec");
     request.max_uses = optional_u64(*options, "max_uses").value_or(0);
+    request.rate_limit_per_min =
+        optional_value<uint32_t>(*options, "rate_limit_per_min").value_or(0);
     if (const auto it = options->find("prefix"); it != options->end()) {
         request.prefix = std::get<std::string>(it->second);
     }
@@ -320,7 +422,6 @@ int ManagerObject::create_key(sd_bus_message* m, sd_bus_error* ret) {
     if (!created) {
         return reply_error(ret, created.error(), "CreateKey");
     }
-    log::info("Created key " + created->id + " for uid " + std::to_string(caller->uid));
     emit("KeyCreated", created->id);
 
     sd_bus_message* raw = nullptr;
@@ -369,7 +470,6 @@ int ManagerObject::import_secret(sd_bus_message* m, sd_bus_error* ret) {
     if (!id) {
         return reply_error(ret, id.error(), "ImportSecret");
     }
-    log::info("Imported secret " + *id + " for uid " + std::to_string(caller->uid));
     emit("KeyCreated", *id);
     return sd_bus_reply_method_return(m, "s", id->c_str());
 }
@@ -439,7 +539,6 @@ int ManagerObject::revoke_key(sd_bus_message* m, sd_bus_error* ret) {
     if (auto ok = service_.revoke_key(*caller, id, reason); !ok) {
         return reply_error(ret, ok.error(), "RevokeKey");
     }
-    log::info(std::string("Revoked key ") + id + " by uid " + std::to_string(caller->uid));
     emit("KeyRevoked", id);
     return sd_bus_reply_method_return(m, "");
 }
@@ -574,8 +673,8 @@ int ManagerObject::add_keyslot(sd_bus_message* m, sd_bus_error* ret) {
     if (pin_given && request.pin.empty()) {
         return reply_error(ret,
                            make_error(ErrorCode::InvalidArgument,
-                                      "Invalid option 'pin': it is empty; leave it out for a "
-                                      "keyslot without a PIN"),
+                                      "Invalid option 'pin': it is empty (a tpm2 keyslot "
+                                      "without a PIN leaves the option out)"),
                            "AddKeyslot");
     }
     auto added = keyslots_.add(*caller, std::move(request));
@@ -644,6 +743,157 @@ int ManagerObject::unlock(sd_bus_message* m, sd_bus_error* ret) {
     // systemctl status showed "Locked" since the start; it is not any more.
     sd_notify(0, "STATUS=Serving");
     return sd_bus_reply_method_return(m, "");
+}
+
+int ManagerObject::update_key(sd_bus_message* m, sd_bus_error* ret) {
+    const char* id = nullptr;
+    if (sd_bus_message_read(m, "s", &id) < 0) {
+        return invalid_arguments(ret, "UpdateKey");
+    }
+    auto changes = read_options(m, kChanges, "change");
+    if (!changes) {
+        return reply_error(ret, changes.error(), "UpdateKey");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "UpdateKey");
+    }
+    if (auto ok = service_.update_key(*caller, id, changes_from(*changes)); !ok) {
+        return reply_error(ret, ok.error(), "UpdateKey");
+    }
+    emit("KeyChanged", id);
+    return sd_bus_reply_method_return(m, "");
+}
+
+int ManagerObject::rotate_key(sd_bus_message* m, sd_bus_error* ret) {
+    const char* id = nullptr;
+    uint64_t grace_sec = 0;
+    if (sd_bus_message_read(m, "st", &id, &grace_sec) < 0) {
+        return invalid_arguments(ret, "RotateKey");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "RotateKey");
+    }
+    auto key_text = service_.rotate_key(*caller, id, grace_sec);
+    if (!key_text) {
+        return reply_error(ret, key_text.error(), "RotateKey");
+    }
+    emit("KeyChanged", id);
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    sdbus::MessagePtr reply(raw);
+    if (r >= 0)
+        r = sd_bus_message_sensitive(reply.get());
+    char* space = nullptr;
+    if (r >= 0)
+        r = sd_bus_message_append_string_space(reply.get(), key_text->size(), &space);
+    if (r >= 0)
+        std::memcpy(space, key_text->data(), key_text->size());
+    return send_reply(reply.get(), r);
+}
+
+int ManagerObject::sign(sd_bus_message* m, sd_bus_error* ret) {
+    const char* id = nullptr;
+    const char* algorithm = nullptr;
+    const void* data = nullptr;
+    size_t size = 0;
+    if (sd_bus_message_read(m, "ss", &id, &algorithm) < 0 ||
+        sd_bus_message_read_array(m, 'y', &data, &size) < 0) {
+        return invalid_arguments(ret, "Sign");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "Sign");
+    }
+    auto mac = service_.sign(*caller, id, algorithm, {static_cast<const uint8_t*>(data), size});
+    if (!mac) {
+        return reply_error(ret, mac.error(), "Sign");
+    }
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    sdbus::MessagePtr reply(raw);
+    if (r >= 0)
+        r = sd_bus_message_sensitive(reply.get());
+    if (r >= 0)
+        r = sd_bus_message_append_array(reply.get(), 'y', mac->data(), mac->size());
+    return send_reply(reply.get(), r);
+}
+
+int ManagerObject::get_usage(sd_bus_message* m, sd_bus_error* ret) {
+    const char* id = nullptr;
+    if (sd_bus_message_read(m, "s", &id) < 0) {
+        return invalid_arguments(ret, "GetUsage");
+    }
+    auto options = read_options(m, kUsageOptions, "option");
+    if (!options) {
+        return reply_error(ret, options.error(), "GetUsage");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "GetUsage");
+    }
+    auto events =
+        service_.usage(*caller, id, optional_u64(*options, "since_usec").value_or(0),
+                       optional_value<uint32_t>(*options, "limit").value_or(kDefaultEventsListed));
+    if (!events) {
+        return reply_error(ret, events.error(), "GetUsage");
+    }
+    return reply_dicts(m, *events, write_event);
+}
+
+int ManagerObject::get_usage_by_day(sd_bus_message* m, sd_bus_error* ret) {
+    const char* id = nullptr;
+    if (sd_bus_message_read(m, "s", &id) < 0) {
+        return invalid_arguments(ret, "GetUsageByDay");
+    }
+    auto options = read_options(m, kUsageByDayOptions, "option");
+    if (!options) {
+        return reply_error(ret, options.error(), "GetUsageByDay");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "GetUsageByDay");
+    }
+    auto days = service_.usage_by_day(
+        *caller, id, optional_value<uint32_t>(*options, "days").value_or(kDefaultDaysListed));
+    if (!days) {
+        return reply_error(ret, days.error(), "GetUsageByDay");
+    }
+    return reply_dicts(m, *days, write_day);
+}
+
+int ManagerObject::identify_key(sd_bus_message* m, sd_bus_error* ret) {
+    const char* key = nullptr;
+    if (sd_bus_message_read(m, "s", &key) < 0) {
+        return invalid_arguments(ret, "IdentifyKey");
+    }
+    auto caller = callers_->caller_of(m);
+    if (!caller) {
+        return reply_error(ret, caller.error(), "IdentifyKey");
+    }
+    auto identified = service_.identify_key(*caller, key);
+    if (!identified) {
+        return reply_error(ret, identified.error(), "IdentifyKey");
+    }
+    const auto& id = *identified;
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    sdbus::MessagePtr reply(raw);
+    if (r >= 0)
+        r = sd_bus_message_append(reply.get(), "bs", id.known ? 1 : 0,
+                                  id.info ? id.info->id.c_str() : "");
+    if (r >= 0) {
+        DictWriter w(reply.get());
+        if (id.info) {
+            write_info(w, *id.info);
+            w.str("text", id.text);
+        } else {
+            w.str("reason", id.reason);
+        }
+        r = w.close();
+    }
+    return send_reply(reply.get(), r);
 }
 
 }  // namespace apikeyd::bus

@@ -35,6 +35,12 @@ class ManagerObject {
     int add_keyslot(sd_bus_message* m, sd_bus_error* ret);
     int remove_keyslot(sd_bus_message* m, sd_bus_error* ret);
     int unlock(sd_bus_message* m, sd_bus_error* ret);
+    int update_key(sd_bus_message* m, sd_bus_error* ret);
+    int rotate_key(sd_bus_message* m, sd_bus_error* ret);
+    int sign(sd_bus_message* m, sd_bus_error* ret);
+    int get_usage(sd_bus_message* m, sd_bus_error* ret);
+    int get_usage_by_day(sd_bus_message* m, sd_bus_error* ret);
+    int identify_key(sd_bus_message* m, sd_bus_error* ret);
 
   private:
     ManagerObject(sd_bus* bus, KeyService& service, KeyslotAdmin& keyslots)

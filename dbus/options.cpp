@@ -20,8 +20,11 @@ std::string known_names(std::span<const OptionSpec> known) {
     return out.empty() ? "none" : out;
 }
 
-Result<OptionValue> read_value(sd_bus_message* m, const OptionSpec& spec) {
-    const auto fail = make_error(ErrorCode::InvalidArgument, "unreadable value");
+// A value that does not parse is "malformed" (`what`s: expected a{sv}); one
+// that parses but is too big says so, naming the option (`quoted`).
+Result<OptionValue> read_value(sd_bus_message* m, const OptionSpec& spec, std::string_view what,
+                               const std::string& quoted) {
+    const auto fail = malformed(what);
     if (spec.type == "s") {
         const char* s = nullptr;
         if (sd_bus_message_read_basic(m, 's', &s) < 0) {
@@ -46,6 +49,28 @@ Result<OptionValue> read_value(sd_bus_message* m, const OptionSpec& spec) {
         int v = 0;
         return sd_bus_message_read_basic(m, 'b', &v) < 0 ? Result<OptionValue>(fail)
                                                          : OptionValue(v != 0);
+    }
+    if (spec.type == "as") {
+        if (sd_bus_message_enter_container(m, 'a', "s") <= 0) {
+            return fail;
+        }
+        std::vector<std::string> strings;
+        const char* s = nullptr;
+        int r = 0;
+        while ((r = sd_bus_message_read_basic(m, 's', &s)) > 0) {
+            // Past the longest list any option takes, stop reading: a huge
+            // array costs no more than refusing it.
+            if (strings.size() == limits::kMaxScopes) {
+                return invalid("The " + std::string(what) + " " + quoted +
+                               " has too many entries: at most " +
+                               std::to_string(limits::kMaxScopes));
+            }
+            strings.emplace_back(s);
+        }
+        if (r < 0 || sd_bus_message_exit_container(m) < 0) {
+            return fail;
+        }
+        return OptionValue(std::move(strings));
     }
     if (spec.type == "au") {
         const void* data = nullptr;
@@ -95,9 +120,11 @@ Result<Options> read_options(sd_bus_message* m, std::span<const OptionSpec> know
         if (sd_bus_message_enter_container(m, 'v', contents) <= 0) {
             return malformed(what);
         }
-        auto value = read_value(m, *spec);
-        if (!value || sd_bus_message_exit_container(m) < 0 ||
-            sd_bus_message_exit_container(m) < 0) {
+        auto value = read_value(m, *spec, what, quoted);
+        if (!value) {
+            return value.error();
+        }
+        if (sd_bus_message_exit_container(m) < 0 || sd_bus_message_exit_container(m) < 0) {
             return malformed(what);
         }
         // Every name is known and given once, so the map stays small.

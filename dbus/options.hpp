@@ -20,14 +20,14 @@ namespace apikeyd::bus {
 
 struct OptionSpec {
     std::string_view name;
-    std::string_view type;  // "s", "t", "u", "b" or "au"
+    std::string_view type;  // "s", "t", "u", "b", "as" or "au"
     // A secret string (a PIN, a recovery key) is read straight into a
     // SecretBuffer so that no ordinary copy of it is made.
     bool secret = false;
 };
 
-using OptionValue =
-    std::variant<std::string, uint64_t, uint32_t, bool, std::vector<uint32_t>, SecretBuffer>;
+using OptionValue = std::variant<std::string, uint64_t, uint32_t, bool, std::vector<std::string>,
+                                 std::vector<uint32_t>, SecretBuffer>;
 using Options = std::map<std::string, OptionValue, std::less<>>;
 
 // `what` names the argument in messages ("option", "filter", "change").

@@ -6,86 +6,10 @@
 #include <memory>
 
 #include "common/key_format.hpp"
-#include "daemon/keyslots/software_keyslot.hpp"
-#include "tests/support/temp_dir.hpp"
-#include "tests/unit/fake_clock.hpp"
+#include "tests/unit/key_service_fixture.hpp"
 
 namespace apikeyd {
 namespace {
-
-const Caller kRoot{0, 1};
-const Caller kAlice{1000, 2};
-const Caller kBob{1001, 3};
-
-class KeyServiceTest : public ::testing::Test {
-  protected:
-    void SetUp() override {
-        open();
-        SoftwareKeyslot software(dir.path());
-        ASSERT_TRUE(keyslots->initialize(software));
-    }
-
-    // (Re)opens everything on the same state directory, as a restart does.
-    void open() {
-        service.reset();
-        keyslots.reset();
-        store.reset();
-        auto opened = Store::open(dir / "apikeyd.db");
-        ASSERT_TRUE(opened) << opened.error().message;
-        store = std::move(*opened);
-        keyslots = std::make_unique<KeyslotManager>(*store, dir.path(), clock);
-        service = std::make_unique<KeyService>(*store, *keyslots, clock);
-    }
-
-    void restart() {
-        open();
-        ASSERT_TRUE(*keyslots->initialized());
-        keyslots->unlock();
-        ASSERT_FALSE(keyslots->locked()) << keyslots->lock_reason();
-    }
-
-    CreatedKey create(const Caller& caller, std::vector<std::string> scopes = {"read"},
-                      std::optional<uint64_t> expires = std::nullopt, uint64_t max_uses = 0) {
-        CreateKeyRequest request;
-        request.name = "test key";
-        request.scopes = std::move(scopes);
-        request.expires_in_sec = expires;
-        request.max_uses = max_uses;
-        auto created = service->create_key(caller, request);
-        EXPECT_TRUE(created) << created.error().message;
-        return std::move(*created);
-    }
-
-    std::string verify_reason(const Caller& caller, std::string_view key,
-                              std::string_view scope = "") {
-        auto v = service->verify_key(caller, key, scope);
-        EXPECT_TRUE(v) << v.error().message;
-        return v->valid ? "valid" : v->reason;
-    }
-
-    std::string import(const Caller& caller, std::string_view secret) {
-        ImportRequest request;
-        request.name = "imported";
-        request.secret = SecretBuffer::from_string(secret);
-        auto id = service->import_secret(caller, std::move(request));
-        EXPECT_TRUE(id) << id.error().message;
-        return *id;
-    }
-
-    void sql(const std::string& statement) {
-        sqlite3* db = nullptr;
-        ASSERT_EQ(sqlite3_open((dir / "apikeyd.db").c_str(), &db), SQLITE_OK);
-        ASSERT_EQ(sqlite3_exec(db, statement.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
-            << sqlite3_errmsg(db);
-        sqlite3_close(db);
-    }
-
-    test::TempDir dir{"apikeyd-service"};
-    test::FakeClock clock;
-    std::unique_ptr<Store> store;
-    std::unique_ptr<KeyslotManager> keyslots;
-    std::unique_ptr<KeyService> service;
-};
 
 TEST_F(KeyServiceTest, IssuesKeysInTheDocumentedFormat) {
     const auto created = create(kAlice);
