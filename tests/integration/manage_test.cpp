@@ -154,6 +154,18 @@ TEST_F(Manage, UsageShowsWhoCalledAndCountsPerDay) {
               }),
               kInvalidArgument);
 
+    // Changes and refusals are logged as one structured line each; uses
+    // that worked are counted, not logged; key text never is.
+    const std::string log = daemon().log();
+    EXPECT_NE(log.find("event=create id=" + key.id + " uid=0"), std::string::npos) << log;
+    EXPECT_NE(log.find("event=verify id=" + key.id), std::string::npos) << log;
+    EXPECT_NE(log.find("result=scope"), std::string::npos) << log;
+    EXPECT_EQ(log.find("event=verify id=" + key.id + " uid=0 pid=" + std::to_string(getpid()) +
+                       " result=ok"),
+              std::string::npos)
+        << log;
+    EXPECT_EQ(log.find(key.key), std::string::npos) << "key text in the log";
+
     const auto days = root().get_usage_by_day(key.id, {{"days", uint32_t{7}}});
     ASSERT_EQ(days.size(), 1u) << to_json(days).dump();
     EXPECT_EQ(field<uint64_t>(days[0], "ok"), 4u);
