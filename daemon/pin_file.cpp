@@ -9,24 +9,10 @@
 #include <cstring>
 #include <string>
 
+#include "daemon/unique_fd.hpp"
+
 namespace apikeyd {
 namespace {
-
-class Fd {
-  public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) {
-            close(fd_);
-        }
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-
-  private:
-    int fd_;
-};
 
 Error cannot_read(const std::filesystem::path& path, const std::string& why) {
     return make_error(ErrorCode::InvalidArgument,
@@ -36,7 +22,7 @@ Error cannot_read(const std::filesystem::path& path, const std::string& why) {
 }  // namespace
 
 Result<SecretBuffer> read_pin_file(const std::filesystem::path& path, size_t max_size) {
-    const Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    const UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
     if (fd.get() < 0) {
         return cannot_read(path, std::strerror(errno));
     }

@@ -8,25 +8,10 @@
 #include <cstring>
 
 #include "daemon/crypto.hpp"
+#include "daemon/unique_fd.hpp"
 
 namespace apikeyd {
 namespace {
-
-class Fd {
-  public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) {
-            close(fd_);
-        }
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-
-  private:
-    int fd_;
-};
 
 Error file_error(const std::string& what, const std::filesystem::path& path) {
     return make_error(ErrorCode::Internal,
@@ -39,7 +24,7 @@ Result<void> SoftwareKeyslot::enroll(const SecretBuffer& master, KeyslotRecord& 
     const auto path = state_directory_ / kFileName;
     const auto temp = state_directory_ / (std::string(kFileName) + ".new");
     unlink(temp.c_str());
-    Fd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400));
+    UniqueFd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400));
     if (fd.get() < 0) {
         return file_error("Cannot create", temp);
     }
@@ -54,7 +39,7 @@ Result<void> SoftwareKeyslot::enroll(const SecretBuffer& master, KeyslotRecord& 
         unlink(temp.c_str());
         return error;
     }
-    Fd dir(open(state_directory_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd dir(open(state_directory_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dir.get() >= 0) {
         fsync(dir.get());
     }
@@ -65,7 +50,7 @@ Result<void> SoftwareKeyslot::enroll(const SecretBuffer& master, KeyslotRecord& 
 
 Result<SecretBuffer> SoftwareKeyslot::unseal(const KeyslotRecord&, const UnlockCredentials&) {
     const auto path = state_directory_ / kFileName;
-    Fd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (fd.get() < 0) {
         return file_error("Cannot open the software keyslot file", path);
     }
