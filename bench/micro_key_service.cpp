@@ -1,0 +1,120 @@
+// The key service's whole paths in process, without D-Bus: what the daemon
+// itself spends on one VerifyKey, GetSecret or CreateKey (store, crypto and
+// rules together), to set against the load tool's figures over the bus.
+
+#include <benchmark/benchmark.h>
+
+#include <memory>
+
+#include "bench/micro_support.hpp"
+#include "daemon/key_service.hpp"
+#include "daemon/keyslots/software_keyslot.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace apikeyd {
+namespace {
+
+const Caller kRoot{0, 1};
+constexpr size_t kPool = 256;
+
+struct ServiceFixture {
+    test::TempDir dir{"apikeyd-bench"};
+    std::unique_ptr<Store> store = bench::open_store(dir / "apikeyd.db");
+    SystemClock clock;
+    KeyslotManager keyslots{*store, dir.path(), clock};
+    KeyService service{*store, keyslots, clock};
+
+    ServiceFixture() {
+        SoftwareKeyslot software(dir.path());
+        if (!keyslots.initialize(software)) {
+            throw std::runtime_error("cannot create a software keyslot");
+        }
+    }
+
+    CreateKeyRequest request() const {
+        CreateKeyRequest r;
+        r.name = "bench";
+        r.description = "load test key";
+        r.scopes = {"read", "write"};
+        return r;
+    }
+};
+
+void BM_ServiceVerifyKey(benchmark::State& state) {
+    ServiceFixture f;
+    std::vector<std::string> keys;
+    for (size_t i = 0; i < kPool; ++i) {
+        keys.emplace_back(f.service.create_key(kRoot, f.request())->key_text.view());
+    }
+    size_t i = 0;
+    for (auto _ : state) {
+        auto v = f.service.verify_key(kRoot, keys[i++ % keys.size()], "read");
+        if (!v || !v->valid) {
+            state.SkipWithError("verification failed");
+        }
+    }
+}
+BENCHMARK(BM_ServiceVerifyKey);
+
+void BM_ServiceGetSecret(benchmark::State& state) {
+    ServiceFixture f;
+    std::vector<std::string> ids;
+    for (size_t i = 0; i < kPool; ++i) {
+        ImportRequest r;
+        r.name = "bench";
+        r.secret = SecretBuffer::from_string(std::string(64, 'x'));
+        ids.push_back(*f.service.import_secret(kRoot, std::move(r)));
+    }
+    size_t i = 0;
+    for (auto _ : state) {
+        if (!f.service.get_secret(kRoot, ids[i++ % ids.size()])) {
+            state.SkipWithError("get failed");
+        }
+    }
+}
+BENCHMARK(BM_ServiceGetSecret);
+
+// Durable: each key is committed (and synced) on its own, as over D-Bus.
+void BM_ServiceCreateKey(benchmark::State& state) {
+    ServiceFixture f;
+    const auto request = f.request();
+    for (auto _ : state) {
+        if (!f.service.create_key(kRoot, request)) {
+            state.SkipWithError("create failed");
+        }
+    }
+}
+BENCHMARK(BM_ServiceCreateKey)->UseRealTime();
+
+// A user's create, 100 per transaction so the sync does not hide the rest,
+// with the given number of keys already owned: the per-user quota check must
+// not cost more as they add up.
+void BM_ServiceCreateKeyAsOwnerOf(benchmark::State& state) {
+    constexpr size_t kPerTransaction = 100;
+    const Caller user{1000, 2};
+    ServiceFixture f;
+    const auto request = f.request();
+    auto create_many = [&](size_t count) {
+        return f.store->transaction([&]() -> Result<void> {
+            for (size_t i = 0; i < count; ++i) {
+                if (auto created = f.service.create_key(user, request); !created) {
+                    return created.error();
+                }
+            }
+            return {};
+        });
+    };
+    for (size_t made = 0; made < static_cast<size_t>(state.range(0)); made += 10'000) {
+        (void)create_many(10'000);
+    }
+    for (auto _ : state) {
+        if (!create_many(kPerTransaction)) {
+            state.SkipWithError("create failed");
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(kPerTransaction));
+}
+BENCHMARK(BM_ServiceCreateKeyAsOwnerOf)->Arg(0)->Arg(20'000)->UseRealTime();
+
+}  // namespace
+}  // namespace apikeyd
