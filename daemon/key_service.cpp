@@ -450,7 +450,9 @@ Result<Verification> KeyService::verify_key(const Caller& caller, std::string_vi
     if (const auto* reason = std::get_if<std::string>(&*found)) {
         return Verification{false, *reason, std::nullopt};
     }
-    const auto& [record, previous] = std::get<Found>(*found);
+    // Plain references, not a structured binding: clang 14 cannot capture one.
+    const KeyRecord& record = std::get<Found>(*found).record;
+    const bool previous = std::get<Found>(*found).previous;
     const uint64_t now = clock_.now_usec();
     const auto refuse_known = [&](const char* reason) {
         audit(caller, record.id, "verify", reason);
