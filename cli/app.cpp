@@ -18,8 +18,9 @@ constexpr const char* kDescription =
     "root also manages the keyslots that seal apikeyd's master key, and unlocks it.";
 
 constexpr const char* kExitStatus =
-    "Exit status: 0 success; 1 verify: the key is not valid; 2 usage error;\n"
-    "3 apikeyd refused or failed the request; 4 apikeyd cannot be reached.\n"
+    "Exit status: 0 success; 1 verify: the key is not valid, scan: a live key was\n"
+    "found; 2 usage error; 3 apikeyd refused or failed the request; 4 apikeyd cannot\n"
+    "be reached (run: the command's own status).\n"
     "Key text and secrets are read from standard input, never from arguments.";
 
 // "apikeyctl keyslot add", from any command up the tree.

@@ -21,10 +21,18 @@ bool is_id(std::string_view text, std::string_view prefix, size_t random_chars) 
 
 }  // namespace
 
-std::optional<uint64_t> parse_count(std::string_view text) {
+std::optional<uint64_t> parse_whole_number(std::string_view text) {
     uint64_t value = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size() || value == 0) {
+    if (ec != std::errc() || end != text.data() + text.size()) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+std::optional<uint64_t> parse_count(std::string_view text) {
+    const auto value = parse_whole_number(text);
+    if (!value || *value == 0) {
         return std::nullopt;
     }
     return value;
@@ -96,6 +104,15 @@ const CLI::Validator& positive_count() {
             return parse_count(value) ? "" : "'" + value + "' is not a whole number from 1 up";
         },
         "", "COUNT");
+    return validator;
+}
+
+const CLI::Validator& whole_number() {
+    static const CLI::Validator validator(
+        [](std::string& value) -> std::string {
+            return parse_whole_number(value) ? "" : "'" + value + "' is not a whole number";
+        },
+        "", "N");
     return validator;
 }
 

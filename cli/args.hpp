@@ -25,4 +25,8 @@ std::optional<uint64_t> parse_duration_seconds(std::string_view text);
 const CLI::Validator& positive_count();
 std::optional<uint64_t> parse_count(std::string_view text);
 
+// A whole number from 0 up, for limits where 0 means none.
+const CLI::Validator& whole_number();
+std::optional<uint64_t> parse_whole_number(std::string_view text);
+
 }  // namespace apikeyd::cli

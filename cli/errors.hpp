@@ -9,7 +9,7 @@ namespace apikeyd::cli {
 
 enum ExitStatus : int {
     kExitOk = 0,
-    kExitInvalid = 1,      // verify: the key is not valid
+    kExitInvalid = 1,      // verify: the key is not valid; scan: a live key was found
     kExitUsage = 2,        // bad arguments or unusable input
     kExitDaemonError = 3,  // apikeyd refused or failed the request
     kExitUnreachable = 4,  // no bus, or apikeyd is not on it

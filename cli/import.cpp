@@ -8,6 +8,7 @@
 
 #include "cli/command.hpp"
 #include "cli/errors.hpp"
+#include "cli/fd.hpp"
 #include "cli/output.hpp"
 #include "cli/terminal.hpp"
 #include "dbus/client.hpp"
@@ -26,18 +27,6 @@ struct ImportArgs {
     bool json = false;
 };
 
-class FileDescriptor {
-  public:
-    explicit FileDescriptor(int fd) : fd_(fd) {}
-    ~FileDescriptor() { ::close(fd_); }
-    FileDescriptor(const FileDescriptor&) = delete;
-    FileDescriptor& operator=(const FileDescriptor&) = delete;
-    int get() const { return fd_; }
-
-  private:
-    int fd_;
-};
-
 void read_secret(const ImportArgs& args, SecretBytes& secret) {
     if (!args.from_file.empty()) {
         const int fd = ::open(args.from_file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -45,7 +34,7 @@ void read_secret(const ImportArgs& args, SecretBytes& secret) {
             throw UsageError("Cannot open '" + printable(args.from_file) +
                              "': " + std::strerror(errno));
         }
-        FileDescriptor file(fd);
+        UniqueFd file(fd);
         read_all(file.get(), secret, kMaxSecretInput, "file '" + printable(args.from_file) + "'");
         return;
     }

@@ -65,6 +65,12 @@ class Secret {
         bytes_.insert(bytes_.end(), data.begin(), data.end());
     }
 
+    // Empties the buffer, wiping what it held; the capacity stays for reuse.
+    void clear() {
+        wipe(bytes_);
+        bytes_.clear();
+    }
+
     void pop_back() {
         bytes_.back() = 0;
         bytes_.pop_back();

@@ -153,11 +153,21 @@ void read_secret_line(std::string_view prompt, SecretText& out, size_t max, std:
     }
 }
 
-bool confirm(std::string_view question) {
-    std::cerr << question << " [y/N] " << std::flush;
-    std::string answer;
+bool ask(std::string_view question, std::string& answer) {
+    std::cerr << question << std::flush;
     if (!std::getline(std::cin, answer)) {
         std::cerr << std::endl;
+        return false;
+    }
+    const auto blank = [](unsigned char c) { return std::isspace(c) != 0; };
+    answer.erase(answer.begin(), std::find_if_not(answer.begin(), answer.end(), blank));
+    answer.erase(std::find_if_not(answer.rbegin(), answer.rend(), blank).base(), answer.end());
+    return true;
+}
+
+bool confirm(std::string_view question) {
+    std::string answer;
+    if (!ask(std::string(question) + " [y/N] ", answer)) {
         return false;
     }
     std::transform(answer.begin(), answer.end(), answer.begin(),

@@ -31,6 +31,10 @@ void prompt_hidden(std::string_view prompt, Secret<Bytes>& out, size_t max, std:
 // `prompt` and without echo on a terminal, else the first line of stdin.
 void read_secret_line(std::string_view prompt, SecretText& out, size_t max, std::string_view what);
 
+// Shows `question` on stderr and reads one line of stdin into `answer`,
+// without surrounding white space; false at the end of input.
+bool ask(std::string_view question, std::string& answer);
+
 // Asks a yes/no question on stderr and reads the answer from stdin; only "y"
 // or "yes" is yes.
 bool confirm(std::string_view question);

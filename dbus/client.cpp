@@ -478,6 +478,8 @@ std::string Client::rotate_key(const std::string& id, uint64_t grace_sec) {
 std::vector<uint8_t> Client::sign(const std::string& id, const std::string& algorithm,
                                   const std::vector<uint8_t>& data) {
     auto m = impl_->new_call("Sign");
+    // The data may be as private as the secret: a request body, a token.
+    check(sd_bus_message_sensitive(m.get()), "Cannot protect the Sign call");
     check(sd_bus_message_append(m.get(), "ss", id.c_str(), algorithm.c_str()),
           "Cannot build Sign (the algorithm must be UTF-8)");
     check(sd_bus_message_append_array(m.get(), 'y', data.data(), data.size()), "Cannot build Sign");

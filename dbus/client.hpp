@@ -5,9 +5,9 @@
 // bus) is thrown as BusError carrying the error name and message.
 //
 // Messages that carry a secret (the key in VerifyKey and IdentifyKey, the
-// secret in ImportSecret, the replies of CreateKey, RotateKey and GetSecret,
-// both directions of AddKeyslot and the credentials of Unlock) are marked
-// sensitive so sd-bus wipes them when they are freed.
+// secret in ImportSecret, the data of Sign, the replies of CreateKey,
+// RotateKey and GetSecret, both directions of AddKeyslot and the credentials
+// of Unlock) are marked sensitive so sd-bus wipes them when they are freed.
 
 #include <cstdint>
 #include <functional>
