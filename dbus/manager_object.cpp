@@ -13,31 +13,15 @@
 #include "daemon/log.hpp"
 #include "daemon/validation.hpp"
 #include "dbus/bus_errors.hpp"
+#include "dbus/method_options.hpp"
 #include "dbus/options.hpp"
 #include "version.hpp"
 
 namespace apikeyd::bus {
 namespace {
 
-constexpr OptionSpec kCreateOptions[] = {
-    {"expires_in_sec", "t"}, {"max_uses", "t"}, {"rate_limit_per_min", "u"}, {"prefix", "s"}};
-constexpr OptionSpec kChanges[] = {{"name", "s"},
-                                   {"description", "s"},
-                                   {"scopes", "as"},
-                                   {"expires_in_sec", "t"},
-                                   {"never_expires", "b"},
-                                   {"max_uses", "t"},
-                                   {"rate_limit_per_min", "u"}};
-constexpr OptionSpec kUsageOptions[] = {{"since_usec", "t"}, {"limit", "u"}};
-constexpr OptionSpec kUsageByDayOptions[] = {{"days", "u"}};
 constexpr uint32_t kDefaultEventsListed = 100;
 constexpr uint32_t kDefaultDaysListed = 30;
-constexpr OptionSpec kImportOptions[] = {{"expires_in_sec", "t"}};
-constexpr OptionSpec kListFilter[] = {{"state", "s"}};
-constexpr OptionSpec kKeyslotOptions[] = {
-    {"tcti", "s"}, {"pcrs", "au"}, {"uri", "s"}, {"pin", "s", true}};
-constexpr OptionSpec kUnlockCredentials[] = {
-    {"pin", "s", true}, {"recovery_key", "s", true}, {"keyslot", "s"}};
 
 int invalid_arguments(sd_bus_error* ret, const char* method) {
     return sd_bus_error_setf(ret, "org.apikeyd1.Error.InvalidArgument", "Malformed arguments to %s",
@@ -399,7 +383,7 @@ int ManagerObject::create_key(sd_bus_message* m, sd_bus_error* ret) {
     if (!scopes) {
         return reply_error(ret, scopes.error(), "CreateKey");
     }
-    auto options = read_options(m, kCreateOptions, "option");
+    auto options = read_options(m, method_options::kCreate, "option");
     if (!options) {
         return reply_error(ret, options.error(), "CreateKey");
     }
@@ -450,7 +434,7 @@ int ManagerObject::import_secret(sd_bus_message* m, sd_bus_error* ret) {
         sd_bus_message_read_array(m, 'y', &secret, &secret_size) < 0) {
         return invalid_arguments(ret, "ImportSecret");
     }
-    auto options = read_options(m, kImportOptions, "option");
+    auto options = read_options(m, method_options::kImport, "option");
     if (!options) {
         return reply_error(ret, options.error(), "ImportSecret");
     }
@@ -475,7 +459,7 @@ int ManagerObject::import_secret(sd_bus_message* m, sd_bus_error* ret) {
 }
 
 int ManagerObject::list_keys(sd_bus_message* m, sd_bus_error* ret) {
-    auto filter = read_options(m, kListFilter, "filter");
+    auto filter = read_options(m, method_options::kListFilter, "filter");
     if (!filter) {
         return reply_error(ret, filter.error(), "ListKeys");
     }
@@ -648,7 +632,7 @@ int ManagerObject::add_keyslot(sd_bus_message* m, sd_bus_error* ret) {
     if (sd_bus_message_read(m, "s", &type) < 0) {
         return invalid_arguments(ret, "AddKeyslot");
     }
-    auto options = read_options(m, kKeyslotOptions, "option");
+    auto options = read_options(m, method_options::kAddKeyslot, "option");
     if (!options) {
         return reply_error(ret, options.error(), "AddKeyslot");
     }
@@ -720,7 +704,7 @@ int ManagerObject::unlock(sd_bus_message* m, sd_bus_error* ret) {
     if (sd_bus_message_read(m, "s", &type) < 0) {
         return invalid_arguments(ret, "Unlock");
     }
-    auto options = read_options(m, kUnlockCredentials, "credential");
+    auto options = read_options(m, method_options::kUnlockCredentials, "credential");
     if (!options) {
         return reply_error(ret, options.error(), "Unlock");
     }
@@ -750,7 +734,7 @@ int ManagerObject::update_key(sd_bus_message* m, sd_bus_error* ret) {
     if (sd_bus_message_read(m, "s", &id) < 0) {
         return invalid_arguments(ret, "UpdateKey");
     }
-    auto changes = read_options(m, kChanges, "change");
+    auto changes = read_options(m, method_options::kChanges, "change");
     if (!changes) {
         return reply_error(ret, changes.error(), "UpdateKey");
     }
@@ -825,7 +809,7 @@ int ManagerObject::get_usage(sd_bus_message* m, sd_bus_error* ret) {
     if (sd_bus_message_read(m, "s", &id) < 0) {
         return invalid_arguments(ret, "GetUsage");
     }
-    auto options = read_options(m, kUsageOptions, "option");
+    auto options = read_options(m, method_options::kUsage, "option");
     if (!options) {
         return reply_error(ret, options.error(), "GetUsage");
     }
@@ -847,7 +831,7 @@ int ManagerObject::get_usage_by_day(sd_bus_message* m, sd_bus_error* ret) {
     if (sd_bus_message_read(m, "s", &id) < 0) {
         return invalid_arguments(ret, "GetUsageByDay");
     }
-    auto options = read_options(m, kUsageByDayOptions, "option");
+    auto options = read_options(m, method_options::kUsageByDay, "option");
     if (!options) {
         return reply_error(ret, options.error(), "GetUsageByDay");
     }

@@ -22,11 +22,11 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <variant>
 #include <vector>
 
 #include "daemon/validation.hpp"
+#include "dbus/method_options.hpp"
 #include "dbus/options.hpp"
 #include "dbus/sdbus.hpp"
 #include "tests/fuzz/fuzz_support.hpp"
@@ -41,54 +41,28 @@ constexpr const char* kHarness = "fuzz_options";
 // A string after the dictionary, which read_options() must leave unread.
 constexpr const char* kTrailer = "after";
 
-// read_options() reads string lists ("as") where OptionValue can hold one.
-template <class T, class Variant>
-struct holds;
-template <class T, class... Ts>
-struct holds<T, std::variant<Ts...>> : std::bool_constant<(std::is_same_v<T, Ts> || ...)> {};
-constexpr bool kStringLists = holds<std::vector<std::string>, bus::OptionValue>::value;
+using namespace bus::method_options;
 
-// The tables of dbus/manager_object.cpp, which keeps them private: keep these
-// in step with it. (fuzz_methods drives the real ones through the vtable.)
-constexpr OptionSpec kCreateOptions[] = {
-    {"expires_in_sec", "t"}, {"max_uses", "t"}, {"rate_limit_per_min", "u"}, {"prefix", "s"}};
-constexpr OptionSpec kChanges[] = {{"name", "s"},
-                                   {"description", "s"},
-                                   {"scopes", kStringLists ? "as" : "au"},
-                                   {"expires_in_sec", "t"},
-                                   {"never_expires", "b"},
-                                   {"max_uses", "t"},
-                                   {"rate_limit_per_min", "u"}};
-constexpr OptionSpec kUsageOptions[] = {{"since_usec", "t"}, {"limit", "u"}};
-constexpr OptionSpec kImportOptions[] = {{"expires_in_sec", "t"}};
-constexpr OptionSpec kListFilter[] = {{"state", "s"}};
-constexpr OptionSpec kKeyslotOptions[] = {
-    {"tcti", "s"}, {"pcrs", "au"}, {"uri", "s"}, {"pin", "s", true}};
-constexpr OptionSpec kUnlockCredentials[] = {
-    {"pin", "s", true}, {"recovery_key", "s", true}, {"keyslot", "s"}};
 // Every type read_options() knows, once each.
-constexpr OptionSpec kEveryType[] = {{"s", "s"},
-                                     {"t", "t"},
-                                     {"u", "u"},
-                                     {"b", "b"},
-                                     {"au", "au"},
-                                     {"secret", "s", true},
-                                     {"as", kStringLists ? "as" : "s"}};
+constexpr OptionSpec kEveryType[] = {{"s", "s"},  {"t", "t"},   {"u", "u"},
+                                     {"b", "b"},  {"au", "au"}, {"secret", "s", true},
+                                     {"as", "as"}};
 
 struct Table {
     std::span<const OptionSpec> specs;
     const char* what;
 };
 const Table kTables[] = {
-    {kCreateOptions, "option"},
-    {kImportOptions, "option"},
+    {kCreate, "option"},
+    {kImport, "option"},
     {kListFilter, "filter"},
-    {kKeyslotOptions, "option"},
+    {kAddKeyslot, "option"},
     {kUnlockCredentials, "credential"},
     {kEveryType, "option"},
     {{}, "option"},
     {kChanges, "change"},
-    {kUsageOptions, "option"},
+    {kUsage, "option"},
+    {kUsageByDay, "option"},
 };
 
 // Names a dictionary entry may take besides arbitrary text.
@@ -121,14 +95,14 @@ constexpr std::string_view kNames[] = {
     "uri",
     "keyslot",
     "as",
+    "days",
 };
 
 using Value = std::variant<std::monostate, std::string, uint64_t, uint32_t, bool,
                            std::vector<uint32_t>, std::vector<std::string>>;
 
 bool is_known_type(std::string_view type) {
-    return type == "s" || type == "t" || type == "u" || type == "b" || type == "au" ||
-           (kStringLists && type == "as");
+    return type == "s" || type == "t" || type == "u" || type == "b" || type == "au" || type == "as";
 }
 
 struct Entry {
@@ -200,16 +174,6 @@ int append_known(sd_bus_message* m, const std::string& type, Input& in, Value& v
     return sd_bus_message_append_array(m, 'u', v.data(), v.size() * sizeof(uint32_t));
 }
 
-template <class Got>
-bool same_strings(const Got& got, const Value& sent) {
-    if constexpr (holds<std::vector<std::string>, Got>::value) {
-        return std::holds_alternative<std::vector<std::string>>(got) &&
-               std::get<std::vector<std::string>>(got) == std::get<std::vector<std::string>>(sent);
-    } else {
-        return false;
-    }
-}
-
 const OptionSpec* find_spec(std::span<const OptionSpec> specs, std::string_view name) {
     for (const auto& spec : specs) {
         if (spec.name == name) {
@@ -236,7 +200,8 @@ void check_value(const OptionSpec& spec, const bus::OptionValue& got, const Valu
     } else if (spec.type == "b") {
         same = std::holds_alternative<bool>(got) && std::get<bool>(got) == std::get<bool>(sent);
     } else if (spec.type == "as") {
-        same = same_strings(got, sent);
+        same = std::holds_alternative<std::vector<std::string>>(got) &&
+               std::get<std::vector<std::string>>(got) == std::get<std::vector<std::string>>(sent);
     } else if (spec.type == "au") {
         same = std::holds_alternative<std::vector<uint32_t>>(got) &&
                std::get<std::vector<uint32_t>>(got) == std::get<std::vector<uint32_t>>(sent);
