@@ -1,8 +1,8 @@
 #pragma once
 // SQLite storage of keys, keyslots and installation metadata. WAL mode with
-// synchronous=FULL: a change is on disk when its call returns. Bound
-// statements only. The store knows nothing of keys' meaning; the key service
-// decides, the store keeps.
+// synchronous=FULL: a change is on disk when its call returns, or, inside a
+// batch, when the batch's commit returns. Bound statements only. The store
+// knows nothing of keys' meaning; the key service decides, the store keeps.
 
 #include <sqlite3.h>
 
@@ -37,8 +37,23 @@ class Store {
     int schema_version() const { return schema_version_; }
 
     // Runs `body` in one transaction: committed when it returns ok, rolled
-    // back otherwise.
+    // back otherwise. An open batch is committed first, so that what
+    // `body` writes is never made durable by, or lost with, the batch.
     Result<void> transaction(const std::function<Result<void>()>& body);
+
+    // Group commit: every write between begin_batch() and commit_batch()
+    // shares one transaction, hence one COMMIT and one sync, instead of a
+    // sync each. Nothing written in a batch is durable before its COMMIT.
+    using BatchListener = std::function<void(const Result<void>&)>;
+    // Opens a batch unless one is open.
+    Result<void> begin_batch();
+    // Commits the open batch (rolled back if the COMMIT fails); the listener
+    // hears the outcome. Without an open batch, does nothing.
+    Result<void> commit_batch();
+    bool in_batch() const { return in_batch_; }
+    // Told the outcome of every batch, whoever ended it (commit_batch or
+    // transaction), so that whoever waits for durability learns of it.
+    void on_batch_end(BatchListener listener) { batch_listener_ = std::move(listener); }
 
     Result<void> insert_key(const KeyRecord& record);
     // Rewrites every field of an existing key but the usage counters.
@@ -113,9 +128,18 @@ class Store {
     // Prepared once and kept: the verify path must not re-parse SQL.
     Result<sqlite3_stmt*> cached(const char* sql);
     Error failure(std::string_view what) const;
+    // Refuses a write into a batch that SQLite has already rolled back (it
+    // does so on some errors, e.g. a full disk): the write would otherwise
+    // commit on its own and the batch's later COMMIT fail.
+    Result<void> batch_intact() const;
+    // Before a write that is not batched: keyslots and metadata (their
+    // callers answer as soon as the write returns) and transaction().
+    void end_batch();
 
     sqlite3* db_;
     int schema_version_ = 0;
+    bool in_batch_ = false;
+    BatchListener batch_listener_;
     std::vector<std::pair<const char*, Statement>> statements_;
 };
 
