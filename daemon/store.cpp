@@ -128,7 +128,10 @@ std::vector<uint8_t> blob_column(sqlite3_stmt* s, int col) {
 }
 
 void bind_text(sqlite3_stmt* s, int i, std::string_view text) {
-    sqlite3_bind_text(s, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    // An empty view may point nowhere, and SQLite binds a null pointer as
+    // NULL, not as ''.
+    sqlite3_bind_text(s, i, text.empty() ? "" : text.data(), static_cast<int>(text.size()),
+                      SQLITE_TRANSIENT);
 }
 
 // Empty blobs are stored as NULL so that the UNIQUE index on `lookup`
@@ -566,7 +569,7 @@ Result<void> Store::add_uses(std::span<const UsageDelta> deltas) {
     return {};
 }
 
-Result<void> Store::add_events(std::span<const Event> events, size_t kept_per_key) {
+Result<void> Store::add_events(std::span<const NewEvent> events, size_t kept_per_key) {
     auto insert = cached(
         "INSERT INTO events (key_id, time_usec, action, result, caller_uid, caller_pid, "
         "caller_exe, caller_unit) VALUES (?,?,?,?,?,?,?,?)");
@@ -587,8 +590,8 @@ Result<void> Store::add_events(std::span<const Event> events, size_t kept_per_ke
         bind_text(*insert, 4, event.result);
         sqlite3_bind_int64(*insert, 5, event.caller_uid);
         sqlite3_bind_int64(*insert, 6, event.caller_pid);
-        bind_text(*insert, 7, event.caller_exe);
-        bind_text(*insert, 8, event.caller_unit);
+        bind_text(*insert, 7, event.caller_exe.view());
+        bind_text(*insert, 8, event.caller_unit.view());
         if (sqlite3_step(*insert) != SQLITE_DONE) {
             return failure("Cannot record an event");
         }

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/caller.hpp"
 #include "daemon/key_record.hpp"
 #include "daemon/keyslots/keyslot.hpp"
 #include "daemon/result.hpp"
@@ -81,6 +82,18 @@ class Store {
         std::string caller_exe;
         std::string caller_unit;
     };
+    // An event to write, as the key service recorded it: the caller's
+    // executable and unit are shared with the caller's other events.
+    struct NewEvent {
+        std::string key_id;
+        uint64_t time_usec = 0;
+        std::string action;
+        std::string result;
+        uint32_t caller_uid = 0;
+        uint32_t caller_pid = 0;
+        SharedText caller_exe;
+        SharedText caller_unit;
+    };
     struct DayCount {
         std::string key_id;
         uint64_t day = 0;  // days since 1970-01-01 (UTC)
@@ -91,7 +104,7 @@ class Store {
     // to apply, written in one transaction.
     struct UsageBatch {
         std::span<const UsageDelta> uses;
-        std::span<const Event> events;
+        std::span<const NewEvent> events;
         std::span<const DayCount> days;
         // Older events of each key in `events` beyond this many are dropped.
         size_t events_kept_per_key = 1000;
@@ -123,7 +136,7 @@ class Store {
     Result<void> migrate();
     Result<void> exec(const char* sql);
     Result<void> add_uses(std::span<const UsageDelta> deltas);
-    Result<void> add_events(std::span<const Event> events, size_t kept_per_key);
+    Result<void> add_events(std::span<const NewEvent> events, size_t kept_per_key);
     Result<void> add_days(std::span<const DayCount> days, uint64_t drop_before);
     // Prepared once and kept: the verify path must not re-parse SQL.
     Result<sqlite3_stmt*> cached(const char* sql);

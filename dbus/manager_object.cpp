@@ -75,16 +75,13 @@ class DictWriter {
     }
 
     DictWriter& str(const char* key, const std::string& value) {
-        return put(key, [&] { return sd_bus_message_append(m_, "{sv}", key, "s", value.c_str()); });
+        return basic(key, 's', "s", value.c_str());
     }
-    DictWriter& u64(const char* key, uint64_t value) {
-        return put(key, [&] { return sd_bus_message_append(m_, "{sv}", key, "t", value); });
-    }
-    DictWriter& u32(const char* key, uint32_t value) {
-        return put(key, [&] { return sd_bus_message_append(m_, "{sv}", key, "u", value); });
-    }
+    DictWriter& u64(const char* key, uint64_t value) { return basic(key, 't', "t", &value); }
+    DictWriter& u32(const char* key, uint32_t value) { return basic(key, 'u', "u", &value); }
     DictWriter& boolean(const char* key, bool value) {
-        return put(key, [&] { return sd_bus_message_append(m_, "{sv}", key, "b", value ? 1 : 0); });
+        const int b = value ? 1 : 0;
+        return basic(key, 'b', "b", &b);
     }
     DictWriter& strv(const char* key, const std::vector<std::string>& values) {
         return put(key, [&] {
@@ -153,6 +150,26 @@ class DictWriter {
     }
 
   private:
+    // One {sv} entry of a basic type, container by container: the info
+    // dictionary of every VerifyKey reply has 17 of them, and
+    // sd_bus_message_append would parse a signature string for each.
+    // `value` points at the value (for strings, is the string).
+    DictWriter& basic(const char* key, char type, const char* signature, const void* value) {
+        return put(key, [&] {
+            int r = sd_bus_message_open_container(m_, 'e', "sv");
+            if (r >= 0)
+                r = sd_bus_message_append_basic(m_, 's', key);
+            if (r >= 0)
+                r = sd_bus_message_open_container(m_, 'v', signature);
+            if (r >= 0)
+                r = sd_bus_message_append_basic(m_, type, value);
+            for (int i = 0; i < 2 && r >= 0; ++i) {
+                r = sd_bus_message_close_container(m_);
+            }
+            return r;
+        });
+    }
+
     template <class F>
     DictWriter& put(const char*, F&& append) {
         if (r_ >= 0) {
@@ -582,9 +599,11 @@ int ManagerObject::verify_key(sd_bus_message* m, sd_bus_error* ret) {
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_return(m, &raw);
     sdbus::MessagePtr reply(raw);
+    const int valid = v.valid ? 1 : 0;
     if (r >= 0)
-        r = sd_bus_message_append(reply.get(), "bs", v.valid ? 1 : 0,
-                                  v.info ? v.info->id.c_str() : "");
+        r = sd_bus_message_append_basic(reply.get(), 'b', &valid);
+    if (r >= 0)
+        r = sd_bus_message_append_basic(reply.get(), 's', v.info ? v.info->id.c_str() : "");
     if (r >= 0) {
         DictWriter w(reply.get());
         if (v.info) {
