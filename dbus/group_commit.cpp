@@ -61,7 +61,8 @@ Result<void> GroupCommit::begin() {
         r = sd_event_source_set_enabled(deadline_.get(), SD_EVENT_ONESHOT);
     }
     if (r < 0) {
-        // Nothing would commit this batch: better one sync per change.
+        // No batch may stay open with nothing to commit it: close it, and
+        // refuse this change rather than leave its caller waiting.
         (void)service_.commit_batch();
         return make_error(ErrorCode::Internal,
                           std::string("Cannot schedule a commit: ") + std::strerror(-r));
