@@ -3,9 +3,28 @@
 // the caller says). uid decides; the rest is for people reading the audit.
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 
 namespace apikeyd {
+
+// Immutable text shared by reference: every usage event of a caller carries
+// its executable and unit, and copying those strings on each of thousands
+// of verifications a second cost more than the rest of the event.
+class SharedText {
+  public:
+    SharedText() = default;
+    SharedText(std::string text)
+        : text_(text.empty() ? nullptr : std::make_shared<const std::string>(std::move(text))) {}
+    SharedText(const char* text) : SharedText(std::string(text)) {}
+
+    std::string_view view() const { return text_ ? std::string_view(*text_) : std::string_view(); }
+    bool empty() const { return !text_; }
+
+  private:
+    std::shared_ptr<const std::string> text_;
+};
 
 struct Caller {
     uint32_t uid = 0;
@@ -13,8 +32,8 @@ struct Caller {
     // The caller's executable and systemd unit where the bus could tell:
     // shown in usage events, never used to decide anything (a process can
     // lie about neither, but they are read racily from /proc).
-    std::string exe = {};
-    std::string unit = {};
+    SharedText exe = {};
+    SharedText unit = {};
     bool is_root() const { return uid == 0; }
 };
 

@@ -30,6 +30,11 @@ const char* state_of(const KeyRecord& record, uint64_t now) {
     return is_expired(record, now) ? "expired" : "active";
 }
 
+// What uses a key rather than changes it.
+bool is_use(std::string_view action) {
+    return action == "verify" || action == "get" || action == "sign";
+}
+
 bool matches(StateFilter filter, std::string_view state) {
     switch (filter) {
         case StateFilter::Active:
@@ -52,7 +57,32 @@ KeyService::KeyService(Store& store, KeyslotManager& keyslots, const Clock& cloc
       clock_(clock),
       verify_failures_(clock),
       key_limits_(clock),
-      usage_(store) {}
+      usage_(store) {
+    store_.on_batch_end([this](const Result<void>& outcome) { batch_ended(outcome); });
+}
+
+KeyService::~KeyService() {
+    store_.on_batch_end(nullptr);
+}
+
+void KeyService::batch_ended(const Result<void>& outcome) {
+    if (outcome) {
+        for (const auto& change : batched_changes_) {
+            record_audit(change.caller, change.id, change.action, "ok");
+        }
+    } else {
+        log::error(
+            "A batch of " + std::to_string(batched_changes_.size()) +
+            " changes was not committed and none of them was made: " + outcome.error().message);
+        // The per-owner key counts may include keys that were never
+        // stored: count again from the store when next asked.
+        owned_keys_.clear();
+    }
+    batched_changes_.clear();
+    if (batch_listener_) {
+        batch_listener_(outcome);
+    }
+}
 
 Result<const MasterKey*> KeyService::unlocked() const {
     if (const MasterKey* key = keyslots_.master_key()) {
@@ -121,12 +151,21 @@ void KeyService::count_use(const KeyRecord& record, uint64_t now) {
 
 void KeyService::audit(const Caller& caller, const std::string& id, std::string_view action,
                        std::string_view result) {
+    // Only changes that worked wait: a refusal happened whatever the batch's
+    // fate, and a change that may yet be undone must not be logged as made.
+    if (result == "ok" && !is_use(action) && store_.in_batch()) {
+        batched_changes_.push_back({caller, id, action});
+        return;
+    }
+    record_audit(caller, id, action, result);
+}
+
+void KeyService::record_audit(const Caller& caller, const std::string& id, std::string_view action,
+                              std::string_view result) {
     usage_.record(caller, id, action, result, clock_.now_usec());
     // Uses that worked are counted, not logged: a busy service verifies
     // thousands of times a second. Changes and refusals are worth a line.
-    const bool routine_use =
-        result == "ok" && (action == "verify" || action == "get" || action == "sign");
-    if (!routine_use) {
+    if (result != "ok" || !is_use(action)) {
         const std::string line =
             "event=" + std::string(action) + " id=" + id + " uid=" + std::to_string(caller.uid) +
             " pid=" + std::to_string(caller.pid) + " result=" + std::string(result);
@@ -789,6 +828,9 @@ Result<std::vector<Store::DayCount>> KeyService::usage_by_day(const Caller& call
 }
 
 Result<void> KeyService::flush_usage() {
+    // The open batch's changes first: their events join what is flushed, and
+    // the recorder's pending events must not grow while it writes them.
+    (void)commit_batch();
     return usage_.flush(clock_.now_usec());
 }
 

@@ -116,6 +116,20 @@ class KeyService {
     static constexpr uint32_t kMaxDaysListed = UsageRecorder::kDaysKept;
 
     KeyService(Store& store, KeyslotManager& keyslots, const Clock& clock);
+    ~KeyService();
+    KeyService(const KeyService&) = delete;
+    KeyService& operator=(const KeyService&) = delete;
+
+    // Group commit (Store::begin_batch): creates, imports, updates, revokes
+    // and rotations made while a batch is open are durable only once it
+    // commits, and whoever answers for them must wait for that. Their audit
+    // events and log lines wait too; if the commit fails they are dropped
+    // and what this service keeps in memory is recounted from the store.
+    Result<void> begin_batch() { return store_.begin_batch(); }
+    Result<void> commit_batch() { return store_.commit_batch(); }
+    bool in_batch() const { return store_.in_batch(); }
+    // Told the outcome of every batch, whoever ended it.
+    void on_batch_end(Store::BatchListener listener) { batch_listener_ = std::move(listener); }
 
     Result<CreatedKey> create_key(const Caller& caller, const CreateKeyRequest& request);
     Result<std::string> import_secret(const Caller& caller, ImportRequest request);
@@ -169,9 +183,13 @@ class KeyService {
     Result<std::variant<Found, std::string>> find_by_text(const Caller& caller,
                                                           const MasterKey& master,
                                                           std::string_view key_text);
-    // An audit event (and, for changes and refusals, a log line).
+    // An audit event (and, for changes and refusals, a log line). A change
+    // made in a batch is audited once the batch is committed.
     void audit(const Caller& caller, const std::string& id, std::string_view action,
                std::string_view result);
+    void record_audit(const Caller& caller, const std::string& id, std::string_view action,
+                      std::string_view result);
+    void batch_ended(const Result<void>& outcome);
     // The refusal of a call on a known key, audited.
     Error refused(const Caller& caller, const KeyRecord& record, std::string_view action,
                   Error error);
@@ -200,6 +218,15 @@ class KeyService {
     // every create costs milliseconds once a user owns tens of thousands.
     // Keys are never deleted, so the count only grows.
     std::unordered_map<uint32_t, uint64_t> owned_keys_;
+    // Changes of the open batch, audited when it commits. `action` is one of
+    // the literals the change methods pass.
+    struct BatchedChange {
+        Caller caller;
+        std::string id;
+        std::string_view action;
+    };
+    std::vector<BatchedChange> batched_changes_;
+    Store::BatchListener batch_listener_;
 };
 
 }  // namespace apikeyd

@@ -1,6 +1,6 @@
 // apikeyd: creates, keeps and checks API keys; serves org.apikeyd1 on the
 // system bus. One sd-event loop: the bus, SIGTERM/SIGINT, the usage flush
-// timer and the watchdog.
+// timer, the group commit of changes and the watchdog.
 
 #include <fcntl.h>
 #include <signal.h>
@@ -262,6 +262,10 @@ int serve(const Flags& flags) {
                                    : "READY=1\nSTATUS=Serving");
     r = sd_event_loop(event.get());
     sd_notify(0, "STOPPING=1");
+    // Changes still waiting for their COMMIT are committed and answered
+    // before exit (the bus flushes the replies as it closes); a failure is
+    // logged, and answered, by the batch's listeners.
+    (void)service.commit_batch();
     if (auto ok = service.flush_usage(); !ok) {
         log::error("Cannot record key usage at shutdown: " + ok.error().message);
     }

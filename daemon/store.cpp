@@ -128,7 +128,10 @@ std::vector<uint8_t> blob_column(sqlite3_stmt* s, int col) {
 }
 
 void bind_text(sqlite3_stmt* s, int i, std::string_view text) {
-    sqlite3_bind_text(s, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    // An empty view may point nowhere, and SQLite binds a null pointer as
+    // NULL, not as ''.
+    sqlite3_bind_text(s, i, text.empty() ? "" : text.data(), static_cast<int>(text.size()),
+                      SQLITE_TRANSIENT);
 }
 
 // Empty blobs are stored as NULL so that the UNIQUE index on `lookup`
@@ -321,6 +324,7 @@ Result<void> Store::migrate() {
 }
 
 Result<void> Store::transaction(const std::function<Result<void>()>& body) {
+    end_batch();
     if (auto ok = exec("BEGIN IMMEDIATE"); !ok) {
         return ok;
     }
@@ -332,6 +336,50 @@ Result<void> Store::transaction(const std::function<Result<void>()>& body) {
     if (auto ok = exec("COMMIT"); !ok) {
         (void)exec("ROLLBACK");
         return ok;
+    }
+    return {};
+}
+
+Result<void> Store::begin_batch() {
+    if (in_batch_) {
+        return {};
+    }
+    if (auto ok = exec("BEGIN IMMEDIATE"); !ok) {
+        return ok;
+    }
+    in_batch_ = true;
+    return {};
+}
+
+Result<void> Store::commit_batch() {
+    if (!in_batch_) {
+        return {};
+    }
+    in_batch_ = false;
+    Result<void> outcome;
+    if (sqlite3_get_autocommit(db_)) {
+        outcome = make_error(ErrorCode::Internal,
+                             "The batch was rolled back by SQLite after an earlier error");
+    } else if (auto ok = exec("COMMIT"); !ok) {
+        outcome = ok;
+        (void)exec("ROLLBACK");
+    }
+    if (batch_listener_) {
+        batch_listener_(outcome);
+    }
+    return outcome;
+}
+
+void Store::end_batch() {
+    // The batch's outcome goes to its listener; the write that follows
+    // stands on its own whatever that was.
+    (void)commit_batch();
+}
+
+Result<void> Store::batch_intact() const {
+    if (in_batch_ && sqlite3_get_autocommit(db_)) {
+        return make_error(ErrorCode::Internal,
+                          "The batch was rolled back by SQLite after an earlier error");
     }
     return {};
 }
@@ -351,6 +399,9 @@ Result<sqlite3_stmt*> Store::cached(const char* sql) {
 }
 
 Result<void> Store::insert_key(const KeyRecord& record) {
+    if (auto ok = batch_intact(); !ok) {
+        return ok;
+    }
     static const std::string sql = std::string("INSERT INTO keys (") + kKeyColumns +
                                    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     auto s = cached(sql.c_str());
@@ -368,6 +419,9 @@ Result<void> Store::insert_key(const KeyRecord& record) {
 }
 
 Result<void> Store::update_key(const KeyRecord& record) {
+    if (auto ok = batch_intact(); !ok) {
+        return ok;
+    }
     auto s = cached(
         "UPDATE keys SET owner_uid=?2, kind=?3, name=?4, description=?5, scopes=?6, "
         "created_usec=?7, expires_usec=?8, max_uses=?9, revoked=?10, revoked_usec=?11, "
@@ -515,7 +569,7 @@ Result<void> Store::add_uses(std::span<const UsageDelta> deltas) {
     return {};
 }
 
-Result<void> Store::add_events(std::span<const Event> events, size_t kept_per_key) {
+Result<void> Store::add_events(std::span<const NewEvent> events, size_t kept_per_key) {
     auto insert = cached(
         "INSERT INTO events (key_id, time_usec, action, result, caller_uid, caller_pid, "
         "caller_exe, caller_unit) VALUES (?,?,?,?,?,?,?,?)");
@@ -536,8 +590,8 @@ Result<void> Store::add_events(std::span<const Event> events, size_t kept_per_ke
         bind_text(*insert, 4, event.result);
         sqlite3_bind_int64(*insert, 5, event.caller_uid);
         sqlite3_bind_int64(*insert, 6, event.caller_pid);
-        bind_text(*insert, 7, event.caller_exe);
-        bind_text(*insert, 8, event.caller_unit);
+        bind_text(*insert, 7, event.caller_exe.view());
+        bind_text(*insert, 8, event.caller_unit.view());
         if (sqlite3_step(*insert) != SQLITE_DONE) {
             return failure("Cannot record an event");
         }
@@ -659,6 +713,7 @@ Result<std::optional<std::vector<uint8_t>>> Store::get_meta(std::string_view nam
 }
 
 Result<void> Store::set_meta(std::string_view name, std::span<const uint8_t> value) {
+    end_batch();
     auto s = cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)");
     if (!s) {
         return s.error();
@@ -712,6 +767,7 @@ Result<std::vector<KeyslotRecord>> Store::list_keyslots() {
 }
 
 Result<void> Store::insert_keyslot(const KeyslotRecord& record) {
+    end_batch();
     auto s = cached(
         "INSERT INTO keyslots (id, type, created_usec, params, sealed) VALUES (?, ?, ?, ?, ?)");
     if (!s) {
@@ -735,6 +791,7 @@ Result<void> Store::insert_keyslot(const KeyslotRecord& record) {
 }
 
 Result<void> Store::delete_keyslot(std::string_view id) {
+    end_batch();
     auto s = cached("DELETE FROM keyslots WHERE id=?");
     if (!s) {
         return s.error();

@@ -1,8 +1,8 @@
 #pragma once
 // SQLite storage of keys, keyslots and installation metadata. WAL mode with
-// synchronous=FULL: a change is on disk when its call returns. Bound
-// statements only. The store knows nothing of keys' meaning; the key service
-// decides, the store keeps.
+// synchronous=FULL: a change is on disk when its call returns, or, inside a
+// batch, when the batch's commit returns. Bound statements only. The store
+// knows nothing of keys' meaning; the key service decides, the store keeps.
 
 #include <sqlite3.h>
 
@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/caller.hpp"
 #include "daemon/key_record.hpp"
 #include "daemon/keyslots/keyslot.hpp"
 #include "daemon/result.hpp"
@@ -37,8 +38,23 @@ class Store {
     int schema_version() const { return schema_version_; }
 
     // Runs `body` in one transaction: committed when it returns ok, rolled
-    // back otherwise.
+    // back otherwise. An open batch is committed first, so that what
+    // `body` writes is never made durable by, or lost with, the batch.
     Result<void> transaction(const std::function<Result<void>()>& body);
+
+    // Group commit: every write between begin_batch() and commit_batch()
+    // shares one transaction, hence one COMMIT and one sync, instead of a
+    // sync each. Nothing written in a batch is durable before its COMMIT.
+    using BatchListener = std::function<void(const Result<void>&)>;
+    // Opens a batch unless one is open.
+    Result<void> begin_batch();
+    // Commits the open batch (rolled back if the COMMIT fails); the listener
+    // hears the outcome. Without an open batch, does nothing.
+    Result<void> commit_batch();
+    bool in_batch() const { return in_batch_; }
+    // Told the outcome of every batch, whoever ended it (commit_batch or
+    // transaction), so that whoever waits for durability learns of it.
+    void on_batch_end(BatchListener listener) { batch_listener_ = std::move(listener); }
 
     Result<void> insert_key(const KeyRecord& record);
     // Rewrites every field of an existing key but the usage counters.
@@ -66,6 +82,18 @@ class Store {
         std::string caller_exe;
         std::string caller_unit;
     };
+    // An event to write, as the key service recorded it: the caller's
+    // executable and unit are shared with the caller's other events.
+    struct NewEvent {
+        std::string key_id;
+        uint64_t time_usec = 0;
+        std::string action;
+        std::string result;
+        uint32_t caller_uid = 0;
+        uint32_t caller_pid = 0;
+        SharedText caller_exe;
+        SharedText caller_unit;
+    };
     struct DayCount {
         std::string key_id;
         uint64_t day = 0;  // days since 1970-01-01 (UTC)
@@ -76,7 +104,7 @@ class Store {
     // to apply, written in one transaction.
     struct UsageBatch {
         std::span<const UsageDelta> uses;
-        std::span<const Event> events;
+        std::span<const NewEvent> events;
         std::span<const DayCount> days;
         // Older events of each key in `events` beyond this many are dropped.
         size_t events_kept_per_key = 1000;
@@ -108,14 +136,23 @@ class Store {
     Result<void> migrate();
     Result<void> exec(const char* sql);
     Result<void> add_uses(std::span<const UsageDelta> deltas);
-    Result<void> add_events(std::span<const Event> events, size_t kept_per_key);
+    Result<void> add_events(std::span<const NewEvent> events, size_t kept_per_key);
     Result<void> add_days(std::span<const DayCount> days, uint64_t drop_before);
     // Prepared once and kept: the verify path must not re-parse SQL.
     Result<sqlite3_stmt*> cached(const char* sql);
     Error failure(std::string_view what) const;
+    // Refuses a write into a batch that SQLite has already rolled back (it
+    // does so on some errors, e.g. a full disk): the write would otherwise
+    // commit on its own and the batch's later COMMIT fail.
+    Result<void> batch_intact() const;
+    // Before a write that is not batched: keyslots and metadata (their
+    // callers answer as soon as the write returns) and transaction().
+    void end_batch();
 
     sqlite3* db_;
     int schema_version_ = 0;
+    bool in_batch_ = false;
+    BatchListener batch_listener_;
     std::vector<std::pair<const char*, Statement>> statements_;
 };
 

@@ -28,9 +28,9 @@ void UsageRecorder::record(const Caller& caller, std::string_view key_id, std::s
         ++dropped_events_;
         return;
     }
-    events_.push_back(Store::Event{std::string(key_id), now_usec, std::string(action),
-                                   std::string(result), caller.uid, caller.pid, caller.exe,
-                                   caller.unit});
+    events_.push_back(Store::NewEvent{std::string(key_id), now_usec, std::string(action),
+                                      std::string(result), caller.uid, caller.pid, caller.exe,
+                                      caller.unit});
 }
 
 Result<void> UsageRecorder::flush(uint64_t now_usec) {

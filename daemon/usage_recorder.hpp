@@ -58,7 +58,7 @@ class UsageRecorder {
 
     Store& store_;
     std::unordered_map<std::string, PendingUse> uses_;
-    std::vector<Store::Event> events_;
+    std::vector<Store::NewEvent> events_;
     std::map<std::pair<std::string, uint64_t>, DayTally> days_;
     size_t dropped_events_ = 0;
 };

@@ -65,7 +65,7 @@ Result<Caller> CallerCache::caller_of(sd_bus_message* m) {
     if (callers_.size() >= kMaxCachedCallers) {
         callers_.clear();
     }
-    Caller caller{static_cast<uint32_t>(euid), static_cast<uint32_t>(pid), "", ""};
+    Caller caller{static_cast<uint32_t>(euid), static_cast<uint32_t>(pid)};
     const char* text = nullptr;
     if (sd_bus_creds_get_exe(creds.get(), &text) >= 0 && text) {
         caller.exe = text;

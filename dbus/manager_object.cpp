@@ -59,16 +59,13 @@ class DictWriter {
     }
 
     DictWriter& str(const char* key, const std::string& value) {
-        return put(key, [&] { return sd_bus_message_append(m_, "{sv}", key, "s", value.c_str()); });
+        return basic(key, 's', "s", value.c_str());
     }
-    DictWriter& u64(const char* key, uint64_t value) {
-        return put(key, [&] { return sd_bus_message_append(m_, "{sv}", key, "t", value); });
-    }
-    DictWriter& u32(const char* key, uint32_t value) {
-        return put(key, [&] { return sd_bus_message_append(m_, "{sv}", key, "u", value); });
-    }
+    DictWriter& u64(const char* key, uint64_t value) { return basic(key, 't', "t", &value); }
+    DictWriter& u32(const char* key, uint32_t value) { return basic(key, 'u', "u", &value); }
     DictWriter& boolean(const char* key, bool value) {
-        return put(key, [&] { return sd_bus_message_append(m_, "{sv}", key, "b", value ? 1 : 0); });
+        const int b = value ? 1 : 0;
+        return basic(key, 'b', "b", &b);
     }
     DictWriter& strv(const char* key, const std::vector<std::string>& values) {
         return put(key, [&] {
@@ -137,6 +134,26 @@ class DictWriter {
     }
 
   private:
+    // One {sv} entry of a basic type, container by container: the info
+    // dictionary of every VerifyKey reply has 17 of them, and
+    // sd_bus_message_append would parse a signature string for each.
+    // `value` points at the value (for strings, is the string).
+    DictWriter& basic(const char* key, char type, const char* signature, const void* value) {
+        return put(key, [&] {
+            int r = sd_bus_message_open_container(m_, 'e', "sv");
+            if (r >= 0)
+                r = sd_bus_message_append_basic(m_, 's', key);
+            if (r >= 0)
+                r = sd_bus_message_open_container(m_, 'v', signature);
+            if (r >= 0)
+                r = sd_bus_message_append_basic(m_, type, value);
+            for (int i = 0; i < 2 && r >= 0; ++i) {
+                r = sd_bus_message_close_container(m_);
+            }
+            return r;
+        });
+    }
+
     template <class F>
     DictWriter& put(const char*, F&& append) {
         if (r_ >= 0) {
@@ -354,6 +371,11 @@ Result<std::unique_ptr<ManagerObject>> ManagerObject::create(sd_bus* bus, KeySer
         return callers.error();
     }
     object->callers_ = std::move(*callers);
+    auto commits = GroupCommit::create(bus, service);
+    if (!commits) {
+        return commits.error();
+    }
+    object->commits_ = std::move(*commits);
     sd_bus_slot* slot = nullptr;
     const int r =
         sd_bus_add_object_vtable(bus, &slot, kObjectPath, kInterface, kVtable, object.get());
@@ -365,12 +387,15 @@ Result<std::unique_ptr<ManagerObject>> ManagerObject::create(sd_bus* bus, KeySer
     return object;
 }
 
-void ManagerObject::emit(const char* signal, const std::string& id) {
-    const int r = sd_bus_emit_signal(bus_, kObjectPath, kInterface, signal, "s", id.c_str());
+int ManagerObject::answer_after_commit(sd_bus_message* m, sdbus::MessagePtr reply, int r,
+                                       const char* signal, std::string id) {
     if (r < 0) {
-        log::warning(std::string("Cannot emit ") + signal + " for " + id + ": " +
-                     std::strerror(-r));
+        return r;
     }
+    commits_->answer_after_commit(m, std::move(reply), signal, std::move(id));
+    // Handled (sd-bus would answer 0 with "Unknown method"); the reply
+    // follows the commit.
+    return 1;
 }
 
 int ManagerObject::create_key(sd_bus_message* m, sd_bus_error* ret) {
@@ -402,11 +427,13 @@ int ManagerObject::create_key(sd_bus_message* m, sd_bus_error* ret) {
     if (const auto it = options->find("prefix"); it != options->end()) {
         request.prefix = std::get<std::string>(it->second);
     }
+    if (auto ok = commits_->begin(); !ok) {
+        return reply_error(ret, ok.error(), "CreateKey");
+    }
     auto created = service_.create_key(*caller, request);
     if (!created) {
         return reply_error(ret, created.error(), "CreateKey");
     }
-    emit("KeyCreated", created->id);
 
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_return(m, &raw);
@@ -422,7 +449,7 @@ int ManagerObject::create_key(sd_bus_message* m, sd_bus_error* ret) {
         r = sd_bus_message_append_string_space(reply.get(), created->key_text.size(), &space);
     if (r >= 0)
         std::memcpy(space, created->key_text.data(), created->key_text.size());
-    return send_reply(reply.get(), r);
+    return answer_after_commit(m, std::move(reply), r, "KeyCreated", std::move(created->id));
 }
 
 int ManagerObject::import_secret(sd_bus_message* m, sd_bus_error* ret) {
@@ -450,12 +477,19 @@ int ManagerObject::import_secret(sd_bus_message* m, sd_bus_error* ret) {
     }
     request.secret = SecretBuffer({static_cast<const uint8_t*>(secret), secret_size});
     request.expires_in_sec = optional_u64(*options, "expires_in_sec");
+    if (auto ok = commits_->begin(); !ok) {
+        return reply_error(ret, ok.error(), "ImportSecret");
+    }
     auto id = service_.import_secret(*caller, std::move(request));
     if (!id) {
         return reply_error(ret, id.error(), "ImportSecret");
     }
-    emit("KeyCreated", *id);
-    return sd_bus_reply_method_return(m, "s", id->c_str());
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    sdbus::MessagePtr reply(raw);
+    if (r >= 0)
+        r = sd_bus_message_append_basic(reply.get(), 's', id->c_str());
+    return answer_after_commit(m, std::move(reply), r, "KeyCreated", std::move(*id));
 }
 
 int ManagerObject::list_keys(sd_bus_message* m, sd_bus_error* ret) {
@@ -520,11 +554,15 @@ int ManagerObject::revoke_key(sd_bus_message* m, sd_bus_error* ret) {
     if (!caller) {
         return reply_error(ret, caller.error(), "RevokeKey");
     }
+    if (auto ok = commits_->begin(); !ok) {
+        return reply_error(ret, ok.error(), "RevokeKey");
+    }
     if (auto ok = service_.revoke_key(*caller, id, reason); !ok) {
         return reply_error(ret, ok.error(), "RevokeKey");
     }
-    emit("KeyRevoked", id);
-    return sd_bus_reply_method_return(m, "");
+    sd_bus_message* raw = nullptr;
+    const int r = sd_bus_message_new_method_return(m, &raw);
+    return answer_after_commit(m, sdbus::MessagePtr(raw), r, "KeyRevoked", id);
 }
 
 int ManagerObject::verify_key(sd_bus_message* m, sd_bus_error* ret) {
@@ -545,9 +583,11 @@ int ManagerObject::verify_key(sd_bus_message* m, sd_bus_error* ret) {
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_return(m, &raw);
     sdbus::MessagePtr reply(raw);
+    const int valid = v.valid ? 1 : 0;
     if (r >= 0)
-        r = sd_bus_message_append(reply.get(), "bs", v.valid ? 1 : 0,
-                                  v.info ? v.info->id.c_str() : "");
+        r = sd_bus_message_append_basic(reply.get(), 'b', &valid);
+    if (r >= 0)
+        r = sd_bus_message_append_basic(reply.get(), 's', v.info ? v.info->id.c_str() : "");
     if (r >= 0) {
         DictWriter w(reply.get());
         if (v.info) {
@@ -742,11 +782,15 @@ int ManagerObject::update_key(sd_bus_message* m, sd_bus_error* ret) {
     if (!caller) {
         return reply_error(ret, caller.error(), "UpdateKey");
     }
+    if (auto ok = commits_->begin(); !ok) {
+        return reply_error(ret, ok.error(), "UpdateKey");
+    }
     if (auto ok = service_.update_key(*caller, id, changes_from(*changes)); !ok) {
         return reply_error(ret, ok.error(), "UpdateKey");
     }
-    emit("KeyChanged", id);
-    return sd_bus_reply_method_return(m, "");
+    sd_bus_message* raw = nullptr;
+    const int r = sd_bus_message_new_method_return(m, &raw);
+    return answer_after_commit(m, sdbus::MessagePtr(raw), r, "KeyChanged", id);
 }
 
 int ManagerObject::rotate_key(sd_bus_message* m, sd_bus_error* ret) {
@@ -759,11 +803,13 @@ int ManagerObject::rotate_key(sd_bus_message* m, sd_bus_error* ret) {
     if (!caller) {
         return reply_error(ret, caller.error(), "RotateKey");
     }
+    if (auto ok = commits_->begin(); !ok) {
+        return reply_error(ret, ok.error(), "RotateKey");
+    }
     auto key_text = service_.rotate_key(*caller, id, grace_sec);
     if (!key_text) {
         return reply_error(ret, key_text.error(), "RotateKey");
     }
-    emit("KeyChanged", id);
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_return(m, &raw);
     sdbus::MessagePtr reply(raw);
@@ -774,7 +820,7 @@ int ManagerObject::rotate_key(sd_bus_message* m, sd_bus_error* ret) {
         r = sd_bus_message_append_string_space(reply.get(), key_text->size(), &space);
     if (r >= 0)
         std::memcpy(space, key_text->data(), key_text->size());
-    return send_reply(reply.get(), r);
+    return answer_after_commit(m, std::move(reply), r, "KeyChanged", id);
 }
 
 int ManagerObject::sign(sd_bus_message* m, sd_bus_error* ret) {

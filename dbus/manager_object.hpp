@@ -1,7 +1,9 @@
 #pragma once
 // The org.apikeyd1.Manager object at /org/apikeyd1: reads and checks the
 // arguments, asks the bus who is calling, hands the call to the KeyService,
-// emits the change signal and writes the reply. It decides nothing itself.
+// emits the change signal and writes the reply; a change's signal and reply
+// wait for the COMMIT that makes it durable (GroupCommit). It decides
+// nothing itself.
 
 #include <systemd/sd-bus.h>
 
@@ -10,6 +12,7 @@
 #include "daemon/key_service.hpp"
 #include "daemon/keyslot_admin.hpp"
 #include "dbus/caller_cache.hpp"
+#include "dbus/group_commit.hpp"
 #include "dbus/sdbus.hpp"
 
 namespace apikeyd::bus {
@@ -45,12 +48,16 @@ class ManagerObject {
   private:
     ManagerObject(sd_bus* bus, KeyService& service, KeyslotAdmin& keyslots)
         : bus_(bus), service_(service), keyslots_(keyslots) {}
-    void emit(const char* signal, const std::string& id);
+    // The reply to a change made in the open batch, sent (after `signal`)
+    // once the batch commits; `r` < 0 if building the reply failed.
+    int answer_after_commit(sd_bus_message* m, sdbus::MessagePtr reply, int r, const char* signal,
+                            std::string id);
 
     sd_bus* bus_;
     KeyService& service_;
     KeyslotAdmin& keyslots_;
     std::unique_ptr<CallerCache> callers_;
+    std::unique_ptr<GroupCommit> commits_;
     sdbus::SlotPtr vtable_slot_;
 };
 

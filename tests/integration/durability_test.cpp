@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/support/fixture.hpp"
 #include "tests/support/values.hpp"
@@ -91,6 +93,46 @@ TEST_F(Durability, MaxUsesStillHoldsAfterARestart) {
     const auto v = root().verify_key(key.key, "");
     EXPECT_FALSE(v.valid);
     EXPECT_EQ(field<std::string>(v.info, "reason"), "exhausted");
+}
+
+// Creates that arrive together share one COMMIT (group commit); each reply
+// must still mean that its key is on disk.
+TEST_F(Durability, ConcurrentCreatesFromManyConnectionsAllSurviveKill9) {
+    constexpr size_t kClients = 6;
+    constexpr size_t kCreatesEach = 30;
+    std::vector<std::vector<client::CreatedKey>> made(kClients);
+    std::vector<std::string> failures(kClients);
+    std::vector<std::thread> clients;
+    for (size_t c = 0; c < kClients; ++c) {
+        clients.emplace_back([&, c] {
+            try {
+                auto connection = client::Client::connect_address(bus().address());
+                for (size_t i = 0; i < kCreatesEach; ++i) {
+                    made[c].push_back(connection.create_key(
+                        "client " + std::to_string(c) + " key " + std::to_string(i), "", {"read"},
+                        {}));
+                }
+            } catch (const std::exception& e) {
+                failures[c] = e.what();
+            }
+        });
+    }
+    for (auto& t : clients) {
+        t.join();
+    }
+    daemon().kill9();
+    for (const auto& failure : failures) {
+        ASSERT_EQ(failure, "");
+    }
+    daemon().start();
+
+    EXPECT_EQ(root().list_keys(state_filter("all")).size(), kClients * kCreatesEach);
+    for (const auto& keys : made) {
+        ASSERT_EQ(keys.size(), kCreatesEach);
+        for (const auto& key : keys) {
+            EXPECT_TRUE(root().verify_key(key.key, "read").valid) << key.id << " was lost";
+        }
+    }
 }
 
 }  // namespace

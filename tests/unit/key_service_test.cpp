@@ -265,5 +265,57 @@ TEST_F(KeyServiceTest, NeverStoresKeyTextOrSecrets) {
     }
 }
 
+TEST_F(KeyServiceTest, ChangesInABatchAreAuditedWhenItCommits) {
+    const auto kept = create(kAlice);
+    ASSERT_TRUE(service->flush_usage());
+    const uint64_t events_before = count_rows("events");
+    std::vector<bool> outcomes;
+    service->on_batch_end([&](const Result<void>& outcome) { outcomes.push_back(outcome.ok()); });
+
+    ASSERT_TRUE(service->begin_batch());
+    const auto created = create(kAlice);
+    ASSERT_TRUE(service->revoke_key(kAlice, kept.id, "rotated out"));
+    EXPECT_EQ(service->verify_key(kAlice, created.key_text.view(), "read")->reason, "")
+        << "the batch's own changes are visible to the daemon at once";
+    ASSERT_TRUE(service->commit_batch());
+
+    EXPECT_EQ(outcomes, std::vector<bool>{true});
+    ASSERT_TRUE(service->flush_usage());
+    // create, revoke and the verify, each audited once.
+    EXPECT_EQ(count_rows("events"), events_before + 3);
+    restart();
+    EXPECT_EQ(verify_reason(kAlice, created.key_text.view()), "valid");
+    EXPECT_EQ(verify_reason(kAlice, kept.key_text.view()), "revoked");
+}
+
+TEST_F(KeyServiceTest, AFailedBatchLeavesNoChangeAndNoAudit) {
+    const auto kept = create(kAlice);
+    ASSERT_TRUE(service->flush_usage());
+    const uint64_t events_before = count_rows("events");
+    // A COMMIT that fails as on a failing disk: a deferred foreign key is
+    // checked only then.
+    sql("CREATE TABLE doom_parent (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE doom (parent INTEGER REFERENCES doom_parent (id) "
+        "DEFERRABLE INITIALLY DEFERRED);"
+        "CREATE TRIGGER doom_on_insert AFTER INSERT ON keys WHEN NEW.name = 'doomed' "
+        "BEGIN INSERT INTO doom VALUES (42); END;");
+    std::vector<bool> outcomes;
+    service->on_batch_end([&](const Result<void>& outcome) { outcomes.push_back(outcome.ok()); });
+
+    ASSERT_TRUE(service->begin_batch());
+    ASSERT_TRUE(service->revoke_key(kAlice, kept.id, "never"));
+    CreateKeyRequest doomed;
+    doomed.name = "doomed";
+    ASSERT_TRUE(service->create_key(kAlice, doomed));
+    EXPECT_FALSE(service->commit_batch());
+
+    EXPECT_EQ(outcomes, std::vector<bool>{false});
+    EXPECT_EQ(verify_reason(kAlice, kept.key_text.view()), "valid");
+    EXPECT_EQ(service->list_keys(kAlice, StateFilter::All)->size(), 1u);
+    EXPECT_EQ(service->status(kAlice)->keys, 1u);
+    ASSERT_TRUE(service->flush_usage());
+    EXPECT_EQ(count_rows("events"), events_before + 1) << "only the verify above";
+}
+
 }  // namespace
 }  // namespace apikeyd

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <cstdio>
 
 #include "tests/support/temp_dir.hpp"
 
@@ -138,6 +139,94 @@ TEST_F(StoreTest, RollsBackAFailedTransaction) {
     });
     EXPECT_FALSE(result);
     EXPECT_EQ(*(*store)->count_keys(std::nullopt), 0u);
+}
+
+// Makes the COMMIT of any transaction that stored a key named `name` fail,
+// as a full or failing disk would: a deferred foreign key is only checked
+// at COMMIT.
+void fail_commits_storing(const std::filesystem::path& path, const std::string& name) {
+    const std::string sql =
+        "CREATE TABLE doom_parent (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE doom (parent INTEGER REFERENCES doom_parent (id) "
+        "DEFERRABLE INITIALLY DEFERRED);"
+        "CREATE TRIGGER doom_on_insert AFTER INSERT ON keys WHEN NEW.name = '" +
+        name + "' BEGIN INSERT INTO doom VALUES (42); END;";
+    run_sql(path, sql.c_str());
+}
+
+TEST_F(StoreTest, ABatchCommitsManyInsertsAtOnce) {
+    auto store = Store::open(path);
+    auto other = Store::open(path);  // another connection: sees only what is committed
+    ASSERT_TRUE(store && other);
+    std::vector<bool> outcomes;
+    (*store)->on_batch_end([&](const Result<void>& outcome) { outcomes.push_back(outcome.ok()); });
+
+    ASSERT_TRUE((*store)->begin_batch());
+    ASSERT_TRUE((*store)->begin_batch()) << "joining the open batch";
+    constexpr int kKeys = 100;
+    for (int i = 0; i < kKeys; ++i) {
+        char id[16];
+        std::snprintf(id, sizeof id, "k_%012d", i);
+        ASSERT_TRUE((*store)->insert_key(sample_key(id, 0, static_cast<uint64_t>(i + 1))));
+    }
+    EXPECT_TRUE((*store)->in_batch());
+    EXPECT_EQ(*(*other)->count_keys(std::nullopt), 0u) << "nothing is committed before the batch";
+
+    ASSERT_TRUE((*store)->commit_batch());
+    EXPECT_FALSE((*store)->in_batch());
+    EXPECT_EQ(*(*other)->count_keys(std::nullopt), static_cast<uint64_t>(kKeys));
+    EXPECT_EQ(outcomes, std::vector<bool>{true});
+    EXPECT_TRUE((*store)->commit_batch()) << "no batch, nothing to do";
+    EXPECT_EQ(outcomes.size(), 1u);
+}
+
+TEST_F(StoreTest, AFailedBatchCommitUndoesEveryChangeAndSaysSo) {
+    {
+        auto created = Store::open(path);
+        ASSERT_TRUE(created);
+    }
+    fail_commits_storing(path, "name of k_doomeddoomed");
+    auto store = Store::open(path);
+    ASSERT_TRUE(store);
+    KeyRecord before = sample_key("k_aaaaaaaaaaaa", 0, 1);
+    ASSERT_TRUE((*store)->insert_key(before));
+    std::vector<bool> outcomes;
+    (*store)->on_batch_end([&](const Result<void>& outcome) { outcomes.push_back(outcome.ok()); });
+
+    ASSERT_TRUE((*store)->begin_batch());
+    ASSERT_TRUE((*store)->insert_key(sample_key("k_bbbbbbbbbbbb", 0, 2)));
+    ASSERT_TRUE((*store)->insert_key(sample_key("k_doomeddoomed", 0, 3)));
+    before.revoked = true;
+    ASSERT_TRUE((*store)->update_key(before));
+    EXPECT_FALSE((*store)->commit_batch());
+
+    EXPECT_EQ(outcomes, std::vector<bool>{false});
+    EXPECT_FALSE((*store)->in_batch());
+    EXPECT_FALSE((*store)->find_key("k_bbbbbbbbbbbb")->has_value());
+    EXPECT_FALSE((*store)->find_key("k_doomeddoomed")->has_value());
+    EXPECT_FALSE((*store)->find_key("k_aaaaaaaaaaaa")->value().revoked);
+    EXPECT_TRUE((*store)->insert_key(sample_key("k_cccccccccccc", 0, 4)))
+        << "the store works on after a failed batch";
+}
+
+TEST_F(StoreTest, ATransactionCommitsTheOpenBatchFirst) {
+    auto store = Store::open(path);
+    ASSERT_TRUE(store);
+    std::vector<bool> outcomes;
+    (*store)->on_batch_end([&](const Result<void>& outcome) { outcomes.push_back(outcome.ok()); });
+    ASSERT_TRUE((*store)->begin_batch());
+    ASSERT_TRUE((*store)->insert_key(sample_key("k_aaaaaaaaaaaa", 0, 1)));
+    const auto result = (*store)->transaction([&]() -> Result<void> {
+        if (auto ok = (*store)->insert_key(sample_key("k_bbbbbbbbbbbb", 0, 2)); !ok) {
+            return ok;
+        }
+        return make_error(ErrorCode::Internal, "changed my mind");
+    });
+    EXPECT_FALSE(result);
+    EXPECT_EQ(outcomes, std::vector<bool>{true});
+    EXPECT_FALSE((*store)->in_batch());
+    EXPECT_TRUE((*store)->find_key("k_aaaaaaaaaaaa")->has_value()) << "the batch stands on its own";
+    EXPECT_FALSE((*store)->find_key("k_bbbbbbbbbbbb")->has_value());
 }
 
 TEST_F(StoreTest, KeepsKeyslotsAndMetadata) {
