@@ -106,7 +106,7 @@ TEST_F(StoreTest, UpdatesEverythingButUsageAndAddsUsageInBatches) {
     r.use_count = 12345;  // ignored by update_key
     ASSERT_TRUE((*store)->update_key(r));
     const Store::UsageDelta deltas[] = {{"k_aaaaaaaaaaaa", 3, 500}, {"k_aaaaaaaaaaaa", 2, 400}};
-    ASSERT_TRUE((*store)->apply_usage({.uses = deltas}));
+    ASSERT_TRUE((*store)->apply_usage({.uses = deltas, .events = {}, .days = {}}));
     auto found = (*store)->find_key("k_aaaaaaaaaaaa");
     ASSERT_TRUE(found && *found);
     EXPECT_TRUE((*found)->revoked);
