@@ -42,8 +42,8 @@ constexpr int kClients = 32;
 // full, every client is connected, the allocator has its arenas.
 constexpr auto kWarmUp = 10s;
 // How much VmRSS may still grow from the warm-up mark to the end (and to
-// its peak). Measured here (plain build, 2 shared cores, 60 s, ~84,000
-// calls): warm 14.3 MiB, peak 14.8 MiB, i.e. ~0.5 MiB of growth (see
+// its peak). Measured here (plain build, 2 busy shared cores, 60 s,
+// 84,000-118,000 calls): warm ~14.6 MiB, 0.5-1.4 MiB of growth in four runs (see
 // docs/SECURITY.md, "Fault and load tests"). What the daemon may
 // legitimately gain meanwhile is the database's growth seen through
 // SQLite's page cache (bounded at 2 MiB) and malloc keeping the peak of a
