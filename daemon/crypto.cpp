@@ -196,7 +196,8 @@ Result<SecretBuffer> scrypt(std::span<const uint8_t> secret, std::span<const uin
     return derived;
 }
 
-Result<Mac> hmac_sha256(std::span<const uint8_t> key, std::span<const uint8_t> data) {
+Result<void> hmac_sha256_into(std::span<const uint8_t> key, std::span<const uint8_t> data,
+                              std::span<uint8_t, kMacSize> out) {
     // A MAC under an empty key is public, never what a caller here means; and
     // OpenSSL reads a null key pointer as "keep the previous key".
     if (key.empty()) {
@@ -204,12 +205,19 @@ Result<Mac> hmac_sha256(std::span<const uint8_t> key, std::span<const uint8_t> d
     }
     const EVP_MAC_CTX* unkeyed = hmac_sha256_unkeyed();
     MacCtxPtr ctx(unkeyed ? EVP_MAC_CTX_dup(unkeyed) : nullptr);
-    Mac out{};
     size_t written = 0;
     if (!ctx || EVP_MAC_init(ctx.get(), key.data(), key.size(), nullptr) != 1 ||
         EVP_MAC_update(ctx.get(), data.data(), data.size()) != 1 ||
         EVP_MAC_final(ctx.get(), out.data(), &written, out.size()) != 1 || written != out.size()) {
         return failure("MAC computation failed");
+    }
+    return {};
+}
+
+Result<Mac> hmac_sha256(std::span<const uint8_t> key, std::span<const uint8_t> data) {
+    Mac out{};
+    if (auto ok = hmac_sha256_into(key, data, out); !ok) {
+        return ok.error();
     }
     return out;
 }

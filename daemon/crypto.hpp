@@ -40,6 +40,10 @@ Result<SecretBuffer> scrypt(std::span<const uint8_t> secret, std::span<const uin
 
 // HMAC-SHA256 (RFC 2104).
 Result<Mac> hmac_sha256(std::span<const uint8_t> key, std::span<const uint8_t> data);
+// The same, written straight into `out` (kMacSize bytes): for a MAC that is
+// itself private (Sign's), so that no copy is left on the stack.
+Result<void> hmac_sha256_into(std::span<const uint8_t> key, std::span<const uint8_t> data,
+                              std::span<uint8_t, kMacSize> out);
 
 // AES-256-GCM. The sealed form is nonce || ciphertext || tag.
 Result<std::vector<uint8_t>> aes256gcm_seal(std::span<const uint8_t> key,

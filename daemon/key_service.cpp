@@ -753,11 +753,16 @@ Result<std::vector<uint8_t>> KeyService::sign(const Caller& caller, std::string_
     if (!secret) {
         return secret.error();
     }
-    auto mac = crypto::hmac_sha256(secret->span(), data);
-    if (!mac) {
-        return mac.error();
+    // A MAC of a request is as good as the secret for that request: written
+    // straight to the heap, never to a stack copy, and the caller wipes it
+    // once it is in the (sensitive) reply.
+    std::vector<uint8_t> mac(crypto::kMacSize);
+    if (auto ok = crypto::hmac_sha256_into(secret->span(), data,
+                                           std::span<uint8_t, crypto::kMacSize>(mac));
+        !ok) {
+        return ok.error();
     }
-    return std::vector<uint8_t>(mac->begin(), mac->end());
+    return mac;
 }
 
 Result<Identification> KeyService::identify_key(const Caller& caller, std::string_view key_text) {

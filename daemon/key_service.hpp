@@ -144,7 +144,8 @@ class KeyService {
     Result<void> update_key(const Caller& caller, std::string_view id, const KeyChanges& changes);
     // A new text for the key; the one it replaces works `grace_sec` longer.
     Result<SecretBuffer> rotate_key(const Caller& caller, std::string_view id, uint64_t grace_sec);
-    // HMAC with an imported secret that never leaves the daemon.
+    // HMAC with an imported secret that never leaves the daemon. The MAC is
+    // as private as the secret for that data: wipe it once it is sent.
     Result<std::vector<uint8_t>> sign(const Caller& caller, std::string_view id,
                                       std::string_view algorithm, std::span<const uint8_t> data);
     Result<Identification> identify_key(const Caller& caller, std::string_view key_text);

@@ -1,5 +1,6 @@
 #include "daemon/process_hardening.hpp"
 
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -30,6 +31,14 @@ Result<void> harden_process() {
             std::string("Cannot make the process non-dumpable: ") + std::strerror(errno));
     }
     umask(0077);
+    // A write past RLIMIT_FSIZE (a size limit an administrator or a unit set)
+    // raises SIGXFSZ, whose default action ends the process with a core. Ignored,
+    // the write fails with EFBIG instead: SQLite rolls the change back, the
+    // caller gets an error, and the daemon keeps serving what it has.
+    if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR) {
+        return make_error(ErrorCode::Internal,
+                          std::string("Cannot ignore SIGXFSZ: ") + std::strerror(errno));
+    }
     if (!init_secure_heap(kSecureHeapBytes)) {
         log::warning(
             "OpenSSL's secure heap is unavailable; secrets live in ordinary memory "

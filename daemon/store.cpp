@@ -231,6 +231,18 @@ class StatementUse {
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
+    // An existing file of zero bytes is a database that lost its content
+    // (truncated by a crash of the file system, a full disk, a careless
+    // copy). SQLite would take it for a new, empty one, and a first start
+    // would then seal a new master key over the old keyslots: refuse it.
+    struct stat existing {};
+    if (lstat(path.c_str(), &existing) == 0 && S_ISREG(existing.st_mode) && existing.st_size == 0) {
+        return make_error(ErrorCode::Internal,
+                          "The database " + path.string() +
+                              " is empty (0 bytes): it was truncated or is damaged; refusing to "
+                              "start on it. Restore it from a backup; if this is a first start "
+                              "that was interrupted, remove the file and start again");
+    }
     // Create the file ourselves so that it is 0600 whatever the umask; SQLite
     // gives the -wal and -shm files the same mode.
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -239,19 +251,35 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
                           "Cannot open database " + path.string() + ": " + std::strerror(errno));
     }
     fchmod(fd, 0600);
+    struct stat opened {};
+    const uintmax_t size = fstat(fd, &opened) == 0 ? static_cast<uintmax_t>(opened.st_size) : 0;
     close(fd);
 
     sqlite3* db = nullptr;
     const int rc =
         sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, nullptr);
-    std::unique_ptr<Store> store(new Store(db));
+    std::unique_ptr<Store> store(new Store(db, path));
     if (rc != SQLITE_OK) {
         return store->failure("Cannot open database " + path.string());
     }
-    if (auto ok = store->configure(); !ok) {
-        return ok.error();
+    // SQLite reads the header (magic, page size, page count against the
+    // file's size) at the first statement and the schema at the first
+    // prepare; check_integrity walks every page of a small store.
+    auto ok = store->configure();
+    if (ok) {
+        ok = store->check_integrity(size);
     }
-    if (auto ok = store->migrate(); !ok) {
+    if (ok) {
+        ok = store->migrate();
+    }
+    if (!ok) {
+        if (const auto damage = store->damage()) {
+            return make_error(ErrorCode::Internal,
+                              "The database " + path.string() +
+                                  " is damaged or is not an SQLite database (" + *damage +
+                                  "); refusing to start on it. Restore it from a backup, or move "
+                                  "it away to start with an empty one (its keys are then lost)");
+        }
         return ok.error();
     }
     return store;
@@ -263,8 +291,74 @@ Store::~Store() {
 }
 
 Error Store::failure(std::string_view what) const {
-    const char* detail = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    // SQLite reports a write that failed with EFBIG or EDQUOT as a plain
+    // SQLITE_IOERR_WRITE and, here, no system errno (only ENOSPC becomes
+    // SQLITE_FULL); the errno of the failed write is still in errno, as
+    // nothing between the failing call and this one sets it.
+    const int saved_errno = errno;
+    if (db_ == nullptr) {
+        return make_error(ErrorCode::Internal, std::string(what) + ": out of memory");
+    }
+    const int primary = sqlite3_extended_errcode(db_) & 0xff;
+    const int os_error = sqlite3_system_errno(db_) != 0 ? sqlite3_system_errno(db_) : saved_errno;
+    std::string detail = sqlite3_errmsg(db_);
+    const bool io = primary == SQLITE_IOERR || primary == SQLITE_FULL || primary == SQLITE_CANTOPEN;
+    if (io && os_error != 0) {
+        // "disk I/O error" alone does not say that the disk is full.
+        detail += std::string(" (") + std::strerror(os_error) + ")";
+    }
+    if (primary == SQLITE_FULL ||
+        (primary == SQLITE_IOERR &&
+         (os_error == ENOSPC || os_error == EDQUOT || os_error == EFBIG))) {
+        return make_error(ErrorCode::StorageFull,
+                          std::string(what) + ": " + detail + " writing " + path_.string());
+    }
+    if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
+        return make_error(ErrorCode::Internal, std::string(what) + ": the database " +
+                                                   path_.string() + " is damaged: " + detail);
+    }
     return make_error(ErrorCode::Internal, std::string(what) + ": " + detail);
+}
+
+std::optional<std::string> Store::damage() const {
+    if (!damage_found_by_check_.empty()) {
+        return damage_found_by_check_;
+    }
+    const int primary = db_ ? sqlite3_extended_errcode(db_) & 0xff : SQLITE_OK;
+    if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
+        return std::string(sqlite3_errmsg(db_));
+    }
+    return std::nullopt;
+}
+
+Result<void> Store::check_integrity(uintmax_t file_size) {
+    if (file_size > kQuickCheckMaxBytes) {
+        return {};
+    }
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(db_, "PRAGMA quick_check(8)", -1, &raw, nullptr) != SQLITE_OK) {
+        return failure("Cannot check the database");
+    }
+    Statement check(raw);
+    // One row "ok", or up to 8 rows that say what is wrong (page numbers,
+    // table and index names; never a row's values).
+    std::string problems;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(check.get())) == SQLITE_ROW) {
+        const std::string row = text_column(check.get(), 0);
+        if (row != "ok") {
+            problems += (problems.empty() ? "" : "; ") + row;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        return failure("Cannot check the database");
+    }
+    if (!problems.empty()) {
+        // Reported as damage, like SQLite's own SQLITE_CORRUPT.
+        damage_found_by_check_ = "integrity check: " + problems;
+        return make_error(ErrorCode::Internal, "integrity check: " + problems);
+    }
+    return {};
 }
 
 Result<void> Store::exec(const char* sql) {

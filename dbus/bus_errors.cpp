@@ -25,6 +25,7 @@ const char* error_name(ErrorCode code) {
             return "org.apikeyd1.Error.AccessDenied";
         case ErrorCode::LimitExceeded:
             return "org.apikeyd1.Error.LimitExceeded";
+        case ErrorCode::StorageFull:
         case ErrorCode::Internal:
             return "org.apikeyd1.Error.Internal";
     }
@@ -32,6 +33,12 @@ const char* error_name(ErrorCode code) {
 }
 
 int reply_error(sd_bus_error* ret, const Error& error, const char* method) {
+    if (error.code == ErrorCode::StorageFull) {
+        log::error(std::string(method) + " failed, the state directory is full: " + error.message);
+        return sd_bus_error_set(ret, error_name(error.code),
+                                "apikeyd cannot write its database: the disk is full or a file "
+                                "size limit was reached; nothing was changed");
+    }
     if (error.code == ErrorCode::Internal) {
         log::error(std::string(method) + " failed: " + error.message);
         return sd_bus_error_set(ret, error_name(error.code),

@@ -227,6 +227,11 @@ TEST_F(Hygiene, KeysAndSecretsDoNotLingerInTheDaemonsMemory) {
     const std::string marker = "sk-memory-MARKER-0e5c2a7f9b13d846";
     const auto id = root().import_secret("secret", "", bytes_of(marker), {});
     ASSERT_EQ(root().get_secret(id), bytes_of(marker));
+    // Sign with the secret: its data is often a request body, as private as
+    // the secret, and the HMAC runs on the opened secret inside the daemon.
+    const std::string signed_marker = "signed-data-MARKER-93d1f0a6c4e27b58";
+    const auto mac = root().sign(id, "hmac-sha256", bytes_of("payload:" + signed_marker));
+    ASSERT_EQ(mac.size(), 32u);
 
     // As a crash dump would see it: gcore works as root on a non-dumpable process.
     TempDir dir;
@@ -242,6 +247,10 @@ TEST_F(Hygiene, KeysAndSecretsDoNotLingerInTheDaemonsMemory) {
         << "the key text stays in the daemon's memory after the calls that carried it";
     EXPECT_EQ(memory.find(marker), std::string::npos)
         << "the imported secret stays in the daemon's memory after the calls that carried it";
+    EXPECT_EQ(memory.find(signed_marker), std::string::npos)
+        << "the data of a Sign call stays in the daemon's memory after the call";
+    EXPECT_EQ(memory.find(std::string(mac.begin(), mac.end())), std::string::npos)
+        << "the MAC of a Sign call stays in the daemon's memory after the call";
 }
 
 }  // namespace
