@@ -40,8 +40,6 @@ Result<std::unique_ptr<GroupCommit>> GroupCommit::create(sd_bus* bus, KeyService
         return make_error(ErrorCode::Internal,
                           std::string("Cannot set up group commit: ") + std::strerror(-r));
     }
-    service.on_batch_end(
-        [self = commits.get()](const Result<void>& outcome) { self->batch_ended(outcome); });
     return commits;
 }
 
@@ -53,6 +51,11 @@ Result<void> GroupCommit::begin() {
     if (service_.in_batch()) {
         return {};
     }
+    // Listening from the batch's start rather than from construction binds
+    // the listener to the service that runs this batch, even one replaced
+    // under this object (the fuzz harness makes a fresh KeyService for each
+    // input in the same place).
+    service_.on_batch_end([this](const Result<void>& outcome) { batch_ended(outcome); });
     if (auto ok = service_.begin_batch(); !ok) {
         return ok;
     }

@@ -15,7 +15,8 @@
 // batch come back one by one, and the first would be committed alone.
 //
 // Whoever else ends the batch (a usage flush, a keyslot change) ends it
-// for these calls too: they hear of it through KeyService::on_batch_end.
+// for these calls too: they hear of it through KeyService::on_batch_end,
+// set when the batch begins.
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>

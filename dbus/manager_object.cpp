@@ -365,7 +365,7 @@ const sd_bus_vtable kVtable[] = {
 
 Result<std::unique_ptr<ManagerObject>> ManagerObject::create(sd_bus* bus, KeyService& service,
                                                              KeyslotAdmin& keyslots) {
-    std::unique_ptr<ManagerObject> object(new ManagerObject(bus, service, keyslots));
+    std::unique_ptr<ManagerObject> object(new ManagerObject(service, keyslots));
     auto callers = CallerCache::create(bus);
     if (!callers) {
         return callers.error();

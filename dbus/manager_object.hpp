@@ -46,14 +46,13 @@ class ManagerObject {
     int identify_key(sd_bus_message* m, sd_bus_error* ret);
 
   private:
-    ManagerObject(sd_bus* bus, KeyService& service, KeyslotAdmin& keyslots)
-        : bus_(bus), service_(service), keyslots_(keyslots) {}
+    ManagerObject(KeyService& service, KeyslotAdmin& keyslots)
+        : service_(service), keyslots_(keyslots) {}
     // The reply to a change made in the open batch, sent (after `signal`)
     // once the batch commits; `r` < 0 if building the reply failed.
     int answer_after_commit(sd_bus_message* m, sdbus::MessagePtr reply, int r, const char* signal,
                             std::string id);
 
-    sd_bus* bus_;
     KeyService& service_;
     KeyslotAdmin& keyslots_;
     std::unique_ptr<CallerCache> callers_;

@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 #include <sys/socket.h>
 #include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -176,6 +177,8 @@ struct World {
     std::optional<KeyService> service;
     std::optional<KeyslotAdmin> admin;
     sd_bus* daemon = nullptr;
+    // The daemon's loop: its bus and the group commit's sources run on it.
+    sd_event* event = nullptr;
     sd_bus* peer = nullptr;
     std::unique_ptr<bus::ManagerObject> object;
     std::vector<Method> methods;
@@ -333,11 +336,11 @@ sdbus::MessagePtr pump(uint64_t cookie) {
     for (int idle = 0; idle < 100;) {
         bool progress = false;
         int r = 0;
-        while ((r = sd_bus_process(world->daemon, nullptr)) > 0) {
+        while ((r = sd_event_run(world->event, 0)) > 0) {
             progress = true;
         }
         if (r < 0) {
-            fail("the daemon's connection failed: " + std::string(std::strerror(-r)));
+            fail("the daemon's loop failed: " + std::string(std::strerror(-r)));
         }
         for (;;) {
             sd_bus_message* raw = nullptr;
@@ -357,8 +360,10 @@ sdbus::MessagePtr pump(uint64_t cookie) {
             }
         }
         if (!progress) {
+            // A change's reply waits for its batch's COMMIT, at the latest
+            // the group commit's deadline (2 ms) later.
             ++idle;
-            (void)sd_bus_wait(world->daemon, 1000);
+            (void)sd_event_run(world->event, 1000);
         }
     }
     fail("a call got no reply");
@@ -384,7 +389,8 @@ void start_bus() {
         sd_bus_new(&w.peer) < 0 || sd_bus_set_fd(w.peer, fds[1], fds[1]) < 0 ||
         sd_id128_randomize(&id) < 0 || sd_bus_set_server(w.peer, 1, id) < 0 ||
         sd_bus_set_anonymous(w.peer, 1) < 0 || sd_bus_start(w.peer) < 0 ||
-        sd_bus_add_filter(w.peer, nullptr, driver, nullptr) < 0) {
+        sd_bus_add_filter(w.peer, nullptr, driver, nullptr) < 0 || sd_event_new(&w.event) < 0 ||
+        sd_bus_attach_event(w.daemon, w.event, SD_EVENT_PRIORITY_NORMAL) < 0) {
         fail("cannot set up the sd-bus pair");
     }
 
