@@ -22,7 +22,8 @@ Error file_error(const std::string& what, const std::filesystem::path& path) {
 
 Result<void> SoftwareKeyslot::enroll(const SecretBuffer& master, KeyslotRecord& record) {
     const auto path = state_directory_ / kFileName;
-    const auto temp = state_directory_ / (std::string(kFileName) + ".new");
+    auto temp = path;
+    temp += ".new";
     unlink(temp.c_str());
     UniqueFd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400));
     if (fd.get() < 0) {
