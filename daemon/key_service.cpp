@@ -794,6 +794,19 @@ Result<Identification> KeyService::identify_key(const Caller& caller, std::strin
     return out;
 }
 
+Result<KeyRecord> KeyService::owned_record_with_usage_flushed(const Caller& caller,
+                                                              std::string_view id) {
+    auto record = owned_record(caller, id);
+    if (!record) {
+        return record.error();
+    }
+    // What is still batched belongs in the answer.
+    if (auto ok = flush_usage(); !ok) {
+        return ok.error();
+    }
+    return record;
+}
+
 Result<std::vector<Store::Event>> KeyService::usage(const Caller& caller, std::string_view id,
                                                     uint64_t since_usec, size_t limit) {
     if (auto master = unlocked(); !master) {
@@ -802,13 +815,9 @@ Result<std::vector<Store::Event>> KeyService::usage(const Caller& caller, std::s
     if (limit == 0 || limit > kMaxEventsListed) {
         return invalid("Invalid option 'limit': it must be 1-" + std::to_string(kMaxEventsListed));
     }
-    auto record = owned_record(caller, id);
+    auto record = owned_record_with_usage_flushed(caller, id);
     if (!record) {
         return record.error();
-    }
-    // What is still batched belongs in the answer.
-    if (auto ok = flush_usage(); !ok) {
-        return ok.error();
     }
     return store_.list_events(record->id, since_usec, limit);
 }
@@ -821,12 +830,9 @@ Result<std::vector<Store::DayCount>> KeyService::usage_by_day(const Caller& call
     if (days == 0 || days > kMaxDaysListed) {
         return invalid("Invalid option 'days': it must be 1-" + std::to_string(kMaxDaysListed));
     }
-    auto record = owned_record(caller, id);
+    auto record = owned_record_with_usage_flushed(caller, id);
     if (!record) {
         return record.error();
-    }
-    if (auto ok = flush_usage(); !ok) {
-        return ok.error();
     }
     const uint64_t today = clock_.now_usec() / UsageRecorder::kUsecPerDay;
     return store_.list_days(record->id, today + 1 > days ? today + 1 - days : 0);

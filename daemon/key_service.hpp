@@ -173,6 +173,9 @@ class KeyService {
     // The caller's key by id, integrity-checked; another user's key is
     // NotFound so that ids leak nothing.
     Result<KeyRecord> owned_record(const Caller& caller, std::string_view id);
+    // The same, once the recorder's pending uses and events are on disk: for
+    // the usage queries, which read them from the store.
+    Result<KeyRecord> owned_record_with_usage_flushed(const Caller& caller, std::string_view id);
     Result<void> check_record_integrity(const KeyRecord& record) const;
     KeyInfo describe(const KeyRecord& record, uint64_t now) const;
     uint64_t total_uses(const KeyRecord& record) const;
