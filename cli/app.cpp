@@ -1,7 +1,9 @@
+#include <algorithm>
 #include <clocale>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <string_view>
 
 #include "cli/command.hpp"
 #include "cli/errors.hpp"
@@ -42,13 +44,27 @@ std::string failure_message(const CLI::App* app, const CLI::Error& error) {
            " --help' for more information.\n";
 }
 
+// The words of the command line. Setting up every command's options costs
+// more than the rest of a short call like `apikeyctl get` (CLI11 builds
+// strings, validators and functions for each), so a command is set up only
+// if its name is one of these words; the others keep only the name and
+// summary that help lists.
+std::span<char*> command_line_words;
+
+bool named_on_command_line(std::string_view name) {
+    return std::ranges::any_of(command_line_words,
+                               [name](const char* word) { return word == name; });
+}
+
 }  // namespace
 
 Runner add_commands(CLI::App& parent, std::span<const Command> commands) {
     auto runners = std::make_shared<std::map<const CLI::App*, Runner>>();
     for (const Command& command : commands) {
         CLI::App* sub = parent.add_subcommand(command.name, command.summary);
-        runners->emplace(sub, command.setup(*sub));
+        if (named_on_command_line(command.name)) {
+            runners->emplace(sub, command.setup(*sub));
+        }
     }
     return [&parent, runners]() -> int {
         // Checked here rather than with require_subcommand(), which would
@@ -67,6 +83,7 @@ Runner add_commands(CLI::App& parent, std::span<const Command> commands) {
 int run(int argc, char** argv, std::span<const Command> commands) {
     // For the display width of names in tables; nothing else depends on it.
     std::setlocale(LC_CTYPE, "");
+    command_line_words = std::span(argv, static_cast<size_t>(argc)).subspan(argc > 0 ? 1 : 0);
 
     CLI::App app(kDescription, "apikeyctl");
     app.set_version_flag("--version", std::string(kVersion));

@@ -3,6 +3,7 @@
 #include "cli/command.hpp"
 #include "cli/errors.hpp"
 #include "cli/keyslot_added.hpp"
+#include "cli/secret.hpp"
 #include "cli/terminal.hpp"
 #include "dbus/client.hpp"
 
@@ -11,7 +12,6 @@ namespace {
 
 // Above what apikeyd accepts (256 bytes), so that apikeyd says the limit;
 // this only bounds the reading.
-constexpr size_t kMaxPinInput = 4096;
 
 struct AddPkcs11Args {
     std::string uri;

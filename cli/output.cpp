@@ -82,10 +82,6 @@ size_t display_width(std::string_view text) {
     return width;
 }
 
-std::string plural(uint64_t n, std::string_view unit) {
-    return std::to_string(n) + " " + std::string(unit) + (n == 1 ? "" : "s");
-}
-
 // Rounded to the nearest unit, so that a 30-day key made a moment ago
 // expires "in 30 days", not "in 29 days"; a figure that rounds up to the
 // next unit's limit moves on to that unit ("1 hour", not "60 minutes").
@@ -117,6 +113,10 @@ void pad(std::ostream& out, std::string_view text, size_t width) {
 }
 
 }  // namespace
+
+std::string plural(uint64_t n, std::string_view unit) {
+    return std::to_string(n) + " " + std::string(unit) + (n == 1 ? "" : "s");
+}
 
 std::string text_field(const client::Dict& dict, const std::string& name) {
     const auto* v = field<std::string>(dict, name);

@@ -39,6 +39,8 @@ std::string relative_time(uint64_t usec, uint64_t now);
 std::string absolute_time(uint64_t usec);
 // "never" for 0, else absolute and relative: "2025-01-31 14:03:09 CET (in 30 days)".
 std::string full_time(uint64_t usec, uint64_t now);
+// "1 key", "3 keys": `unit` with an s unless n is 1.
+std::string plural(uint64_t n, std::string_view unit);
 // Exact, in the largest unit that divides it: "30 days", "90 minutes".
 std::string duration_text(uint64_t seconds);
 

@@ -163,12 +163,8 @@ extern "C" void forward_signal(int sig) {
     }
 }
 
-// A read(2) buffer wiped however the reading ends: it holds the command's
-// output, secrets included, before they are concealed.
-struct Chunk {
-    char data[16384];
-    ~Chunk() { wipe(data, sizeof data); }
-};
+// Holds the command's output, secrets included, before they are concealed.
+using OutputBuffer = WipedBuffer<16384>;
 
 // Copies the command's stdout and stderr to ours through a Concealer each,
 // until both are closed.
@@ -180,7 +176,7 @@ void filter_output(UniqueFd& out, UniqueFd& err, const std::vector<std::string_v
     };
     Stream streams[] = {{out, STDOUT_FILENO, Concealer(secrets)},
                         {err, STDERR_FILENO, Concealer(secrets)}};
-    Chunk chunk;
+    OutputBuffer chunk;
     SecretText passed;
     // Our side of the output is gone (`| head`): stop reading it, so that the
     // command, as in any pipeline, gets SIGPIPE when it writes next.

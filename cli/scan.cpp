@@ -214,10 +214,6 @@ std::string key_hint(std::string_view key) {
            std::string(key.substr(key.size() - 4));
 }
 
-std::string plural(size_t n, std::string_view thing) {
-    return std::to_string(n) + " " + std::string(thing) + (n == 1 ? "" : "s");
-}
-
 struct Verdict {
     std::string state;
     bool live = false;

@@ -30,6 +30,17 @@ void wipe(Bytes& bytes) {
     wipe(bytes.data(), bytes.size() * sizeof(typename Bytes::value_type));
 }
 
+// A read(2) buffer wiped however the reading ends: what is read into it may
+// be a secret (a PIN, key text, a child's output before it is concealed).
+template <size_t Size>
+struct WipedBuffer {
+    char data[Size];
+    ~WipedBuffer() { wipe(data, sizeof data); }
+};
+
+// The longest PIN apikeyctl reads for a keyslot (tpm2 or pkcs11).
+constexpr size_t kMaxPinInput = 4096;
+
 // Zeroes a container the client library filled, however the scope is left.
 template <typename Bytes>
 class WipeOnExit {

@@ -16,14 +16,10 @@
 namespace apikeyd::cli {
 namespace {
 
-// A read(2) buffer that is wiped however the reading ends.
-struct Chunk {
-    char data[4096];
-    ~Chunk() { wipe(data, sizeof data); }
-};
+using InputBuffer = WipedBuffer<4096>;
 
 // Returns 0 at end of file.
-size_t read_some(int fd, Chunk& chunk, std::string_view what) {
+size_t read_some(int fd, InputBuffer& chunk, std::string_view what) {
     for (;;) {
         const ssize_t n = ::read(fd, chunk.data, sizeof chunk.data);
         if (n >= 0) {
@@ -95,7 +91,7 @@ bool is_tty(int fd) {
 }
 
 void read_first_line(int fd, SecretText& out, size_t max, std::string_view what) {
-    Chunk chunk;
+    InputBuffer chunk;
     for (;;) {
         const size_t n = read_some(fd, chunk, what);
         if (n == 0) {
@@ -122,7 +118,7 @@ void read_first_line(int fd, SecretText& out, size_t max, std::string_view what)
 
 template <typename Bytes>
 void read_all(int fd, Secret<Bytes>& out, size_t max, std::string_view what) {
-    Chunk chunk;
+    InputBuffer chunk;
     while (const size_t n = read_some(fd, chunk, what)) {
         if (out.size() + n > max) {
             too_long(what, max);
