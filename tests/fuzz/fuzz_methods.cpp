@@ -19,7 +19,6 @@
 // touched), no error may quote a key text, recovery key or secret, and
 // GetSecret must give back what ImportSecret kept.
 
-#include <sqlite3.h>
 #include <sys/socket.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -171,8 +170,6 @@ struct World {
     fs::path template_dir;
     fs::path state;
     std::unique_ptr<Store> store;
-    sqlite3* restore = nullptr;
-    std::string restore_sql;
     std::optional<KeyslotManager> keyslots;
     std::optional<KeyService> service;
     std::optional<KeyslotAdmin> admin;
@@ -192,73 +189,27 @@ World* world = nullptr;
 
 // ------------------------------------------------------------------ state ---
 
-// Puts the template's rows back, every table of them, through a second
-// connection to the state's database, which the store keeps open: much
-// cheaper than writing the file and opening it again. False when that cannot
-// be done (say, the store's own connection was left inside a transaction).
-bool restore_rows() {
-    World& w = *world;
-    if (w.restore == nullptr) {
-        const auto db = w.state / Store::kFileName;
-        const std::string attach =
-            "ATTACH DATABASE '" + (w.template_dir / Store::kFileName).string() + "' AS t";
-        if (sqlite3_open(db.c_str(), &w.restore) != SQLITE_OK ||
-            sqlite3_exec(w.restore, attach.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK ||
-            sqlite3_exec(w.restore, "PRAGMA synchronous=OFF", nullptr, nullptr, nullptr) !=
-                SQLITE_OK) {
-            fail(std::string("cannot open the template next to the state: ") +
-                 sqlite3_errmsg(w.restore));
-        }
-        sqlite3_stmt* tables = nullptr;
-        if (sqlite3_prepare_v2(w.restore,
-                               "SELECT name FROM t.sqlite_schema WHERE type = 'table' AND name "
-                               "NOT LIKE 'sqlite_%'",
-                               -1, &tables, nullptr) != SQLITE_OK) {
-            fail("cannot list the template's tables");
-        }
-        w.restore_sql = "BEGIN IMMEDIATE;";
-        while (sqlite3_step(tables) == SQLITE_ROW) {
-            const std::string table = reinterpret_cast<const char*>(sqlite3_column_text(tables, 0));
-            w.restore_sql += " DELETE FROM main.\"" + table + "\"; INSERT INTO main.\"" + table +
-                             "\" SELECT * FROM t.\"" + table + "\";";
-        }
-        sqlite3_finalize(tables);
-        w.restore_sql += " COMMIT;";
-    }
-    if (sqlite3_exec(w.restore, w.restore_sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK) {
-        return true;
-    }
-    (void)sqlite3_exec(w.restore, "ROLLBACK", nullptr, nullptr, nullptr);
-    return false;
-}
-
-// Starts the daemon's core again on the template's state: the rows put back
-// (or, if that fails, the database written anew and opened again), the
-// software keyslot's file there or not, and the keyslots, the service and the
-// keyslot admin made afresh, in the same storage that the ManagerObject
-// refers to.
+// Starts the daemon's core again on the template's state: the database
+// written anew and opened (the store holds it exclusively, as the daemon
+// does, so no second connection can put rows back under it), the software
+// keyslot's file there or not, and the keyslots, the service and the keyslot
+// admin made afresh, in the same storage that the ManagerObject refers to.
 void open_state(bool locked) {
     World& w = *world;
     w.admin.reset();
     w.service.reset();
     w.keyslots.reset();
-    if (!w.store || !restore_rows()) {
-        if (w.restore != nullptr) {
-            sqlite3_close(w.restore);
-            w.restore = nullptr;
-        }
-        w.store.reset();
-        const auto db = w.state / Store::kFileName;
-        for (const char* suffix : {"-wal", "-shm", "-journal"}) {
-            unlink((db.string() + suffix).c_str());
-        }
-        fuzz::write_bytes(db, w.state_template.database);
-        auto store = Store::open(db);
-        if (!store) {
-            fail("cannot open the state: " + store.error().message);
-        }
-        w.store = std::move(*store);
+    w.store.reset();
+    const auto db = w.state / Store::kFileName;
+    for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+        unlink((db.string() + suffix).c_str());
     }
+    fuzz::write_bytes(db, w.state_template.database);
+    auto store = Store::open(db);
+    if (!store) {
+        fail("cannot open the state: " + store.error().message);
+    }
+    w.store = std::move(*store);
     const auto key_file = w.state / SoftwareKeyslot::kFileName;
     if (locked) {
         unlink(key_file.c_str());

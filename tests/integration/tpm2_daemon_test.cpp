@@ -73,8 +73,14 @@ void extend_pcr16(const Swtpm& tpm) {
 
 // The sealed blob of keyslot `id` as the daemon stored it, read from its
 // SQLite database with Debian's Python (the test binary has no SQLite).
-std::vector<uint8_t> stored_sealed_blob(const std::filesystem::path& state_dir,
-                                        const std::string& id) {
+// The daemon holds the database exclusively while it runs (nothing else
+// can even read it then), so it is stopped for the read and started again.
+std::vector<uint8_t> stored_sealed_blob(Daemon& daemon, const std::string& id) {
+    if (const int status = daemon.stop(); status != 0) {
+        throw std::runtime_error("apikeyd exited with " + std::to_string(status) + ": " +
+                                 daemon.log());
+    }
+    const std::filesystem::path state_dir = daemon.state_dir();
     const auto r = run_process(
         {"/usr/bin/python3", "-c",
          "import sqlite3, sys\n"
@@ -84,6 +90,7 @@ std::vector<uint8_t> stored_sealed_blob(const std::filesystem::path& state_dir,
          "print(row[0] if row else '')\n",
          (state_dir / "apikeyd.db").string(), id},
         "", base_environment(), scaled(30s));
+    daemon.start();
     if (r.exit_code != 0) {
         throw std::runtime_error("cannot read the keyslot from the database: " + r.describe());
     }
@@ -233,7 +240,7 @@ TEST_F(Tpm2Daemon, MasterKeyIsNeverInTheStateDirectory) {
     const std::string slot = first_tpm2_slot();
     const auto key = root().create_key("some-key", "", {}, {});
     root().import_secret("some-secret", "", bytes_of("not the master key"), {});
-    const auto blob = stored_sealed_blob(daemon().state_dir(), slot);
+    const auto blob = stored_sealed_blob(daemon(), slot);
     ASSERT_FALSE(blob.empty());
     const auto unsealed = unseal_with_tools(tpm(), blob);
     ASSERT_EQ(unsealed.exit_code, 0) << unsealed.describe();
@@ -287,8 +294,7 @@ TEST_F(Tpm2Daemon, PcrBoundSlotLocksAfterAnExtendAndRecoveryUnlocksThenReenrols)
 
     // No other way into the PCR-bound object: a password session is refused
     // by the TPM even before the PCR moved (its userWithAuth is clear).
-    const auto bypass =
-        unseal_with_tools(tpm(), stored_sealed_blob(daemon().state_dir(), bound.id));
+    const auto bypass = unseal_with_tools(tpm(), stored_sealed_blob(daemon(), bound.id));
     EXPECT_NE(bypass.exit_code, 0) << bypass.describe();
     // TPM_RC_AUTH_UNAVAILABLE, not a resource or load problem of the tools.
     EXPECT_TRUE(mentions(bypass.err, "0x12F")) << bypass.describe();

@@ -77,7 +77,30 @@ class KeyServiceTest : public ::testing::Test {
         return *id;
     }
 
+    // The store holds its database exclusively while open, as the daemon
+    // does, so these two close everything, touch the file on their own
+    // connection and open it again: an edit by hand while apikeyd is stopped.
     void sql(const std::string& statement) {
+        close();
+        sql_on_closed_store(statement);
+        restart();
+    }
+
+    uint64_t count_rows(const std::string& table) {
+        close();
+        const uint64_t count = count_rows_on_closed_store(table);
+        restart();
+        return count;
+    }
+
+  private:
+    void close() {
+        service.reset();
+        keyslots.reset();
+        store.reset();
+    }
+
+    void sql_on_closed_store(const std::string& statement) {
         sqlite3* db = nullptr;
         ASSERT_EQ(sqlite3_open((dir / "apikeyd.db").c_str(), &db), SQLITE_OK);
         ASSERT_EQ(sqlite3_exec(db, statement.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
@@ -85,7 +108,7 @@ class KeyServiceTest : public ::testing::Test {
         sqlite3_close(db);
     }
 
-    uint64_t count_rows(const std::string& table) {
+    uint64_t count_rows_on_closed_store(const std::string& table) {
         sqlite3* db = nullptr;
         EXPECT_EQ(sqlite3_open((dir / "apikeyd.db").c_str(), &db), SQLITE_OK);
         sqlite3_stmt* statement = nullptr;
@@ -100,6 +123,7 @@ class KeyServiceTest : public ::testing::Test {
         return count;
     }
 
+  protected:
     test::TempDir dir{"apikeyd-service"};
     test::FakeClock clock;
     std::unique_ptr<Store> store;

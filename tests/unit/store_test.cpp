@@ -155,29 +155,65 @@ void fail_commits_storing(const std::filesystem::path& path, const std::string& 
 }
 
 TEST_F(StoreTest, ABatchCommitsManyInsertsAtOnce) {
+    constexpr int kKeys = 100;
+    auto insert_keys = [](Store& store, int first) {
+        for (int i = first; i < first + kKeys; ++i) {
+            char id[16];
+            std::snprintf(id, sizeof id, "k_%012d", i);
+            ASSERT_TRUE(store.insert_key(sample_key(id, 0, static_cast<uint64_t>(i + 1))));
+        }
+    };
+    {
+        // Closed before its commit, as by a crash: nothing of it was written.
+        auto store = Store::open(path);
+        ASSERT_TRUE(store);
+        ASSERT_TRUE((*store)->begin_batch());
+        insert_keys(**store, 0);
+        EXPECT_EQ(*(*store)->count_keys(std::nullopt), static_cast<uint64_t>(kKeys))
+            << "the batch's own changes are visible to the store at once";
+    }
     auto store = Store::open(path);
-    auto other = Store::open(path);  // another connection: sees only what is committed
-    ASSERT_TRUE(store && other);
+    ASSERT_TRUE(store);
+    EXPECT_EQ(*(*store)->count_keys(std::nullopt), 0u) << "nothing is committed before the batch";
+
     std::vector<bool> outcomes;
     (*store)->on_batch_end([&](const Result<void>& outcome) { outcomes.push_back(outcome.ok()); });
-
     ASSERT_TRUE((*store)->begin_batch());
     ASSERT_TRUE((*store)->begin_batch()) << "joining the open batch";
-    constexpr int kKeys = 100;
-    for (int i = 0; i < kKeys; ++i) {
-        char id[16];
-        std::snprintf(id, sizeof id, "k_%012d", i);
-        ASSERT_TRUE((*store)->insert_key(sample_key(id, 0, static_cast<uint64_t>(i + 1))));
-    }
+    insert_keys(**store, 0);
     EXPECT_TRUE((*store)->in_batch());
-    EXPECT_EQ(*(*other)->count_keys(std::nullopt), 0u) << "nothing is committed before the batch";
-
     ASSERT_TRUE((*store)->commit_batch());
     EXPECT_FALSE((*store)->in_batch());
-    EXPECT_EQ(*(*other)->count_keys(std::nullopt), static_cast<uint64_t>(kKeys));
     EXPECT_EQ(outcomes, std::vector<bool>{true});
     EXPECT_TRUE((*store)->commit_batch()) << "no batch, nothing to do";
     EXPECT_EQ(outcomes.size(), 1u);
+
+    store->reset();
+    auto reopened = Store::open(path);
+    ASSERT_TRUE(reopened);
+    EXPECT_EQ(*(*reopened)->count_keys(std::nullopt), static_cast<uint64_t>(kKeys));
+}
+
+// The daemon holds its database for as long as it runs: a second apikeyd on
+// the same state directory (or anything else) cannot open it meanwhile, and
+// is told why.
+TEST_F(StoreTest, ASecondOpenOfAHeldDatabaseIsRefusedNamingTheCause) {
+    auto store = Store::open(path);
+    ASSERT_TRUE(store) << store.error().message;
+    auto second = Store::open(path);
+    ASSERT_FALSE(second);
+    EXPECT_NE(second.error().message.find("in use by another process"), std::string::npos)
+        << second.error().message;
+    EXPECT_NE(second.error().message.find(path.string()), std::string::npos)
+        << second.error().message;
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    EXPECT_NE(sqlite3_exec(db, "SELECT count(*) FROM keys", nullptr, nullptr, nullptr), SQLITE_OK)
+        << "another connection read the held database";
+    sqlite3_close(db);
+
+    store->reset();
+    EXPECT_TRUE(Store::open(path)) << "free again once the first store is closed";
 }
 
 TEST_F(StoreTest, AFailedBatchCommitUndoesEveryChangeAndSaysSo) {
