@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <clocale>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -81,8 +80,6 @@ Runner add_commands(CLI::App& parent, std::span<const Command> commands) {
 }
 
 int run(int argc, char** argv, std::span<const Command> commands) {
-    // For the display width of names in tables; nothing else depends on it.
-    std::setlocale(LC_CTYPE, "");
     command_line_words = std::span(argv, static_cast<size_t>(argc)).subspan(argc > 0 ? 1 : 0);
 
     CLI::App app(kDescription, "apikeyctl");
