@@ -4,9 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <unordered_set>
 
 namespace apikeyd {
 namespace {
@@ -689,7 +689,7 @@ Result<void> Store::add_events(std::span<const NewEvent> events, size_t kept_per
     if (!insert || !prune) {
         return insert ? prune.error() : insert.error();
     }
-    std::vector<std::string_view> touched;
+    std::unordered_set<std::string_view> touched;
     for (const auto& event : events) {
         StatementUse use(*insert);
         bind_text(*insert, 1, event.key_id);
@@ -703,9 +703,7 @@ Result<void> Store::add_events(std::span<const NewEvent> events, size_t kept_per
         if (sqlite3_step(*insert) != SQLITE_DONE) {
             return failure("Cannot record an event");
         }
-        if (std::find(touched.begin(), touched.end(), event.key_id) == touched.end()) {
-            touched.push_back(event.key_id);
-        }
+        touched.insert(event.key_id);
     }
     for (const auto key_id : touched) {
         StatementUse use(*prune);
