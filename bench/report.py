@@ -340,6 +340,8 @@ on the same 2 cores as `dbus-daemon` and the daemon, as a local client would. Da
 A cold start is spawn of `apikeyd` on an existing state directory until its
 `READY=1` arrives on a `NOTIFY_SOCKET` the benchmark owns (warm page cache);
 it includes opening the store, unlocking the keyslot and owning the bus name.
+The three commands took turns, one run of each per round, so that they met
+the same moments of the machine.
 
 ## In process (Google Benchmark)
 
