@@ -294,7 +294,9 @@ struct Client::Impl {
     MessagePtr call(const MessagePtr& m) {
         sdbus::Error error;
         sd_bus_message* reply = nullptr;
-        int r = sd_bus_call(bus.get(), m.get(), 0, error.get(), &reply);
+        const int r = sd_bus_is_ready(bus.get()) > 0
+                          ? sd_bus_call(bus.get(), m.get(), 0, error.get(), &reply)
+                          : first_call(m, error, reply);
         if (r < 0) {
             if (!error.is_set()) {
                 sd_bus_error_set_errno(error.get(), r);
@@ -309,6 +311,41 @@ struct Client::Impl {
             throw BusError(std::move(name), message);
         }
         return MessagePtr(reply);
+    }
+
+    // The first call of a connection, made before the bus has answered our
+    // Hello. sd_bus_call() would wait for that answer before sending;
+    // an async call is queued behind the Hello and goes out with it, which
+    // spares a short-lived apikeyctl one round trip through the bus. While
+    // the bus is not ready, nothing else of ours can be waiting on it.
+    int first_call(const MessagePtr& m, sdbus::Error& error, sd_bus_message*& reply) {
+        struct Answer {
+            MessagePtr message;
+        } answer;
+        sd_bus_slot* raw_slot = nullptr;
+        int r = sd_bus_call_async(
+            bus.get(), &raw_slot, m.get(),
+            [](sd_bus_message* message, void* userdata, sd_bus_error*) {
+                static_cast<Answer*>(userdata)->message.reset(sd_bus_message_ref(message));
+                return 0;
+            },
+            &answer, 0);
+        const sdbus::SlotPtr slot(raw_slot);
+        while (r >= 0 && !answer.message) {
+            r = sd_bus_process(bus.get(), nullptr);
+            if (r == 0) {
+                r = sd_bus_wait(bus.get(), UINT64_MAX);
+            }
+        }
+        if (r < 0) {
+            return r;
+        }
+        if (const sd_bus_error* failed = sd_bus_message_get_error(answer.message.get())) {
+            sd_bus_error_copy(error.get(), failed);
+            return -EIO;
+        }
+        reply = answer.message.release();
+        return 1;
     }
 };
 
