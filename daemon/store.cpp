@@ -382,8 +382,9 @@ Result<void> Store::configure() {
     // Held from the first read until the store closes. Set before the WAL is
     // first touched, it keeps the WAL index in our memory (no -shm file) and
     // spares every read transaction the two fcntl() calls of WAL's shared
-    // read lock: system calls are the dearest part of a VerifyKey. It also
-    // keeps a second daemon, or any other writer, off the file while we run.
+    // read lock, which were most of a lookup's cost on this kind of VM. It
+    // also keeps every other SQLite connection (a second daemon, an sqlite3
+    // shell) off the file while we run.
     if (auto ok = exec("PRAGMA locking_mode=EXCLUSIVE"); !ok) {
         return ok;
     }
