@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/stats.hpp"
 #include "tests/support/bus_connection.hpp"
 #include "tests/support/fixture.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -206,14 +207,6 @@ void run_client(const std::string& address, const Shared& shared, int index, Clo
     }
 }
 
-uint32_t percentile(std::vector<uint32_t>& sorted, double p) {
-    if (sorted.empty()) {
-        return 0;
-    }
-    const auto at = static_cast<size_t>(p * static_cast<double>(sorted.size() - 1));
-    return sorted[at];
-}
-
 class Load : public DaemonTest {};
 
 // Whether the daemon still owns its name on the bus: a daemon that died is
@@ -288,17 +281,17 @@ TEST_F(Load, ThirtyTwoClientsGetTheRightAnswerAndMemoryLevelsOff) {
     for (int k = 0; k < kKinds; ++k) {
         auto& l = all.latency_us[k];
         every.insert(every.end(), l.begin(), l.end());
-        std::sort(l.begin(), l.end());
         out << "[ figures  ]   " << std::left << std::setw(18) << kKindNames[k] << std::right
             << std::setw(8) << static_cast<double>(l.size()) / seconds << " calls/s  p50 "
-            << std::setw(7) << percentile(l, 0.50) << " us  p99 " << std::setw(8)
-            << percentile(l, 0.99) << " us  (" << l.size() << " calls)\n";
+            << std::setw(7) << bench::percentile(l, 0.50) << " us  p99 " << std::setw(8)
+            << bench::percentile(l, 0.99) << " us  (" << l.size() << " calls)\n";
     }
-    std::sort(every.begin(), every.end());
+    const uint32_t p50 = bench::percentile(every, 0.50);
+    const uint32_t p99 = bench::percentile(every, 0.99);
     const double total_rate = static_cast<double>(every.size()) / seconds;
     out << "[ figures  ]   " << std::left << std::setw(18) << "all" << std::right << std::setw(8)
-        << total_rate << " calls/s  p50 " << std::setw(7) << percentile(every, 0.50) << " us  p99 "
-        << std::setw(8) << percentile(every, 0.99) << " us  (" << every.size() << " calls)\n";
+        << total_rate << " calls/s  p50 " << std::setw(7) << p50 << " us  p99 " << std::setw(8)
+        << p99 << " us  (" << every.size() << " calls)\n";
     long warm = -1;
     long peak = 0;
     for (const auto& [t, kib] : rss) {
@@ -313,8 +306,8 @@ TEST_F(Load, ThirtyTwoClientsGetTheRightAnswerAndMemoryLevelsOff) {
         << " KiB, peak " << peak << " KiB, end " << rss.back().second << " KiB\n";
     std::cout << out.str() << std::flush;
     RecordProperty("calls_per_second", std::to_string(static_cast<long>(total_rate)));
-    RecordProperty("p50_us", std::to_string(percentile(every, 0.50)));
-    RecordProperty("p99_us", std::to_string(percentile(every, 0.99)));
+    RecordProperty("p50_us", std::to_string(p50));
+    RecordProperty("p99_us", std::to_string(p99));
     RecordProperty("rss_start_kib", std::to_string(rss.front().second));
     RecordProperty("rss_warm_kib", std::to_string(warm));
     RecordProperty("rss_peak_kib", std::to_string(peak));
