@@ -28,7 +28,10 @@ bool contains(const std::vector<std::string>& lines, const std::string& line) {
 using Service = DaemonTest;
 
 TEST_F(Service, NotifiesReadyAndStoppingAndExitsCleanlyOnSigterm) {
-    EXPECT_TRUE(contains(daemon().notifications(), "READY=1"))
+    // The daemon notifies READY=1 just after it takes its bus name, which is
+    // what start() waited for: the datagram may still be on its way.
+    EXPECT_TRUE(eventually([&] { return contains(daemon().notifications(), "READY=1"); },
+                           scaled(std::chrono::seconds(5))))
         << "no READY=1 on $NOTIFY_SOCKET; got " << testing::PrintToString(daemon().notifications());
     EXPECT_FALSE(contains(daemon().notifications(), "STOPPING=1"));
     EXPECT_EQ(daemon().stop(), 0) << daemon().log();
