@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "bench/micro_support.hpp"
+#include "daemon/commit_scheduler.hpp"
 #include "daemon/key_service.hpp"
 #include "daemon/keyslots/software_keyslot.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -34,7 +35,8 @@ struct ServiceFixture {
     std::unique_ptr<Store> store = bench::open_store(dir / "apikeyd.db");
     SystemClock clock;
     KeyslotManager keyslots{*store, dir.path(), clock};
-    KeyService service{*store, keyslots, clock};
+    CommitScheduler commits{*store};
+    KeyService service{*store, keyslots, clock, commits};
 
     ServiceFixture() {
         SoftwareKeyslot software(dir.path());

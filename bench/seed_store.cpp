@@ -13,6 +13,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "daemon/commit_scheduler.hpp"
 #include "daemon/key_service.hpp"
 #include "daemon/keyslots/software_keyslot.hpp"
 
@@ -56,7 +57,8 @@ int seed(const Flags& flags) {
         std::cerr << "apikeyd_seed: " << ok.error().message << '\n';
         return EXIT_FAILURE;
     }
-    KeyService service(**store, keyslots, clock);
+    CommitScheduler commits(**store);
+    KeyService service(**store, keyslots, clock, commits);
     std::ofstream keys_out(flags.keys_out, std::ios::trunc);
     const Caller root{0, static_cast<uint32_t>(getpid())};
     CreateKeyRequest request;
@@ -68,7 +70,7 @@ int seed(const Flags& flags) {
     size_t made = 0;
     while (made < flags.count) {
         const size_t batch_end = std::min(flags.count, made + flags.batch);
-        if (auto ok = service.begin_batch(); !ok) {
+        if (auto ok = commits.open(); !ok) {
             std::cerr << "apikeyd_seed: " << ok.error().message << '\n';
             return EXIT_FAILURE;
         }
@@ -82,7 +84,7 @@ int seed(const Flags& flags) {
                 keys_out << created->key_text.view() << '\n';
             }
         }
-        if (auto ok = service.commit_batch(); !ok) {
+        if (auto ok = commits.commit_now(); !ok) {
             std::cerr << "apikeyd_seed: " << ok.error().message << '\n';
             return EXIT_FAILURE;
         }

@@ -1,7 +1,12 @@
 #include "daemon/key_service.hpp"
 
+#include <ctime>
+
 #include "common/key_format.hpp"
+#include "daemon/commit_scheduler.hpp"
 #include "daemon/ids.hpp"
+#include "daemon/keyslot_manager.hpp"
+#include "daemon/keyslots/pkcs11_keyslot.hpp"
 #include "daemon/keyslots/software_keyslot.hpp"
 #include "daemon/log.hpp"
 #include "daemon/record_seal.hpp"
@@ -35,6 +40,52 @@ bool is_use(std::string_view action) {
     return action == "verify" || action == "get" || action == "sign";
 }
 
+// The type-specific fields the contract names, where the record has them.
+KeyslotInfo keyslot_info(const KeyslotRecord& record) {
+    KeyslotInfo info;
+    info.id = record.id;
+    info.type = record.type;
+    info.created_usec = record.created_usec;
+    const auto& p = record.params;
+    if (p.contains("tcti") && p["tcti"].is_string()) {
+        info.tcti = p["tcti"].get<std::string>();
+    }
+    if (p.contains("pcrs") && p["pcrs"].is_array()) {
+        info.pcrs = p["pcrs"].get<std::vector<uint32_t>>();
+    }
+    if (record.type == Pkcs11Keyslot::kType) {
+        if (p.contains("uri") && p["uri"].is_string()) {
+            info.uri = p["uri"].get<std::string>();
+        }
+        if (p.contains("mechanism") && p["mechanism"].is_string()) {
+            info.mechanism = p["mechanism"].get<std::string>();
+        }
+    }
+    if (KeyslotManager::takes_pin(record) || p.contains("pin")) {
+        info.pin = KeyslotManager::takes_pin(record);
+    }
+    return info;
+}
+
+// "YYYY-MM-DD" of a day number (days since 1970-01-01, UTC).
+std::string date_of(uint64_t day) {
+    const time_t seconds = static_cast<time_t>(day * 86400);
+    struct tm utc {};
+    gmtime_r(&seconds, &utc);
+    char text[16];
+    strftime(text, sizeof text, "%Y-%m-%d", &utc);
+    return text;
+}
+
+// OpenSSL's SHA-256 code spills its state into its own stack frames, the
+// finished MAC included, and leaves it there (a gcore after Sign found two
+// copies): overwrite the stack below the caller's frame once the MAC is made.
+[[gnu::noinline]] void wipe_stack_below() {
+    unsigned char burn[16 * 1024];
+    wipe(burn, sizeof burn);
+    asm volatile("" : : "r"(burn) : "memory");
+}
+
 bool matches(StateFilter filter, std::string_view state) {
     switch (filter) {
         case StateFilter::Active:
@@ -51,38 +102,32 @@ bool matches(StateFilter filter, std::string_view state) {
 
 }  // namespace
 
-KeyService::KeyService(Store& store, KeyslotManager& keyslots, const Clock& clock)
+Result<StateFilter> parse_state_filter(std::optional<std::string_view> state) {
+    if (!state || *state == "active") {
+        return StateFilter::Active;
+    }
+    if (*state == "revoked") {
+        return StateFilter::Revoked;
+    }
+    if (*state == "expired") {
+        return StateFilter::Expired;
+    }
+    if (*state == "all") {
+        return StateFilter::All;
+    }
+    return invalid("Invalid filter 'state' " + validation::quote_for_message(*state) +
+                   ": use active, revoked, expired or all");
+}
+
+KeyService::KeyService(Store& store, KeyslotManager& keyslots, const Clock& clock,
+                       CommitScheduler& commits)
     : store_(store),
       keyslots_(keyslots),
       clock_(clock),
+      commits_(commits),
       verify_failures_(clock),
       key_limits_(clock),
-      usage_(store) {
-    store_.on_batch_end([this](const Result<void>& outcome) { batch_ended(outcome); });
-}
-
-KeyService::~KeyService() {
-    store_.on_batch_end(nullptr);
-}
-
-void KeyService::batch_ended(const Result<void>& outcome) {
-    if (outcome) {
-        for (const auto& change : batched_changes_) {
-            record_audit(change.caller, change.id, change.action, "ok");
-        }
-    } else {
-        log::error(
-            "A batch of " + std::to_string(batched_changes_.size()) +
-            " changes was not committed and none of them was made: " + outcome.error().message);
-        // The per-owner key counts may include keys that were never
-        // stored: count again from the store when next asked.
-        owned_keys_.clear();
-    }
-    batched_changes_.clear();
-    if (batch_listener_) {
-        batch_listener_(outcome);
-    }
-}
+      usage_(store) {}
 
 Result<const MasterKey*> KeyService::unlocked() const {
     if (const MasterKey* key = keyslots_.master_key()) {
@@ -153,8 +198,16 @@ void KeyService::audit(const Caller& caller, const std::string& id, std::string_
                        std::string_view result) {
     // Only changes that worked wait: a refusal happened whatever the batch's
     // fate, and a change that may yet be undone must not be logged as made.
-    if (result == "ok" && !is_use(action) && store_.in_batch()) {
-        batched_changes_.push_back({caller, id, action});
+    if (result == "ok" && !is_use(action) && commits_.in_batch()) {
+        commits_.after_durable([this, caller, id, action](const Result<void>& outcome) {
+            if (outcome) {
+                record_audit(caller, id, action, "ok");
+            } else {
+                // The per-owner key counts may include keys that were never
+                // stored: count again from the store when next asked.
+                owned_keys_.clear();
+            }
+        });
         return;
     }
     record_audit(caller, id, action, result);
@@ -199,6 +252,9 @@ Error KeyService::refused(const Caller& caller, const KeyRecord& record, std::st
 
 Result<void> KeyService::reseal_and_update(const MasterKey& master, KeyRecord& record) {
     if (auto ok = record_seal::seal(master.mac_key(), record); !ok) {
+        return ok;
+    }
+    if (auto ok = commits_.begin_change(); !ok) {
         return ok;
     }
     return store_.update_key(record);
@@ -281,6 +337,9 @@ Result<void> KeyService::seal_and_insert(const MasterKey& master, KeyRecord& rec
     if (auto ok = record_seal::seal(master.mac_key(), record); !ok) {
         return ok;
     }
+    if (auto ok = commits_.begin_change(); !ok) {
+        return ok;
+    }
     if (auto ok = store_.insert_key(record); !ok) {
         return ok;
     }
@@ -333,12 +392,13 @@ Result<CreatedKey> KeyService::create_key(const Caller& caller, const CreateKeyR
 }
 
 Result<std::string> KeyService::import_secret(const Caller& caller, ImportRequest request) {
+    // Before anything else, locked or not: the bus reads no more of it.
+    if (auto ok = validation::check_secret_size(request.secret.size()); !ok) {
+        return ok.error();
+    }
     auto master = unlocked();
     if (!master) {
         return master.error();
-    }
-    if (auto ok = validation::check_secret_size(request.secret.size()); !ok) {
-        return ok.error();
     }
     auto record = new_record(caller, KeyKind::Imported, std::move(request.name),
                              std::move(request.description), request.expires_in_sec);
@@ -563,7 +623,9 @@ Result<ServiceStatus> KeyService::status(const Caller& caller) {
     ServiceStatus status;
     status.locked = keyslots_.locked();
     status.lock_reason = status.locked ? keyslots_.lock_reason() : "";
-    status.keyslots = keyslots_.keyslots();
+    for (const auto& record : keyslots_.keyslots()) {
+        status.keyslots.push_back(keyslot_info(record));
+    }
     auto count =
         store_.count_keys(caller.is_root() ? std::nullopt : std::optional<uint32_t>(caller.uid));
     if (!count) {
@@ -725,7 +787,14 @@ Result<SecretBuffer> KeyService::rotate_key(const Caller& caller, std::string_vi
     return key_text;
 }
 
-Result<std::vector<uint8_t>> KeyService::sign(const Caller& caller, std::string_view id,
+Result<SecretBuffer> KeyService::sign(const Caller& caller, std::string_view id,
+                                      std::string_view algorithm, std::span<const uint8_t> data) {
+    auto mac = sign_unwiped(caller, id, algorithm, data);
+    wipe_stack_below();
+    return mac;
+}
+
+Result<SecretBuffer> KeyService::sign_unwiped(const Caller& caller, std::string_view id,
                                               std::string_view algorithm,
                                               std::span<const uint8_t> data) {
     auto master = unlocked();
@@ -754,11 +823,10 @@ Result<std::vector<uint8_t>> KeyService::sign(const Caller& caller, std::string_
         return secret.error();
     }
     // A MAC of a request is as good as the secret for that request: written
-    // straight to the heap, never to a stack copy, and the caller wipes it
-    // once it is in the (sensitive) reply.
-    std::vector<uint8_t> mac(crypto::kMacSize);
-    if (auto ok = crypto::hmac_sha256_into(secret->span(), data,
-                                           std::span<uint8_t, crypto::kMacSize>(mac));
+    // straight into a buffer that wipes itself, never to a stack copy.
+    SecretBuffer mac(crypto::kMacSize);
+    if (auto ok = crypto::hmac_sha256_into(
+            secret->span(), data, std::span<uint8_t, crypto::kMacSize>(mac.data(), mac.size()));
         !ok) {
         return ok.error();
     }
@@ -807,27 +875,40 @@ Result<KeyRecord> KeyService::owned_record_with_usage_flushed(const Caller& call
     return record;
 }
 
-Result<std::vector<Store::Event>> KeyService::usage(const Caller& caller, std::string_view id,
-                                                    uint64_t since_usec, size_t limit) {
+Result<std::vector<UsageEvent>> KeyService::usage(const Caller& caller, std::string_view id,
+                                                  std::optional<uint64_t> since_usec,
+                                                  std::optional<uint32_t> limit) {
     if (auto master = unlocked(); !master) {
         return master.error();
     }
-    if (limit == 0 || limit > kMaxEventsListed) {
+    const size_t count = limit.value_or(kDefaultEventsListed);
+    if (count == 0 || count > kMaxEventsListed) {
         return invalid("Invalid option 'limit': it must be 1-" + std::to_string(kMaxEventsListed));
     }
     auto record = owned_record_with_usage_flushed(caller, id);
     if (!record) {
         return record.error();
     }
-    return store_.list_events(record->id, since_usec, limit);
+    auto events = store_.list_events(record->id, since_usec.value_or(0), count);
+    if (!events) {
+        return events.error();
+    }
+    std::vector<UsageEvent> out;
+    out.reserve(events->size());
+    for (auto& e : *events) {
+        out.push_back({e.time_usec, std::move(e.action), std::move(e.result), e.caller_uid,
+                       e.caller_pid, std::move(e.caller_exe), std::move(e.caller_unit)});
+    }
+    return out;
 }
 
-Result<std::vector<Store::DayCount>> KeyService::usage_by_day(const Caller& caller,
-                                                              std::string_view id, uint32_t days) {
+Result<std::vector<DayUsage>> KeyService::usage_by_day(const Caller& caller, std::string_view id,
+                                                       std::optional<uint32_t> days) {
     if (auto master = unlocked(); !master) {
         return master.error();
     }
-    if (days == 0 || days > kMaxDaysListed) {
+    const uint32_t count = days.value_or(kDefaultDaysListed);
+    if (count == 0 || count > kMaxDaysListed) {
         return invalid("Invalid option 'days': it must be 1-" + std::to_string(kMaxDaysListed));
     }
     auto record = owned_record_with_usage_flushed(caller, id);
@@ -835,13 +916,23 @@ Result<std::vector<Store::DayCount>> KeyService::usage_by_day(const Caller& call
         return record.error();
     }
     const uint64_t today = clock_.now_usec() / UsageRecorder::kUsecPerDay;
-    return store_.list_days(record->id, today + 1 > days ? today + 1 - days : 0);
+    auto counts = store_.list_days(record->id, today + 1 > count ? today + 1 - count : 0);
+    if (!counts) {
+        return counts.error();
+    }
+    std::vector<DayUsage> out;
+    out.reserve(counts->size());
+    for (const auto& day : *counts) {
+        out.push_back(
+            {day.day * UsageRecorder::kUsecPerDay, date_of(day.day), day.ok, day.refused});
+    }
+    return out;
 }
 
 Result<void> KeyService::flush_usage() {
     // The open batch's changes first: their events join what is flushed, and
     // the recorder's pending events must not grow while it writes them.
-    (void)commit_batch();
+    (void)commits_.commit_now();
     return usage_.flush(clock_.now_usec());
 }
 

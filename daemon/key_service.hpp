@@ -14,14 +14,16 @@
 #include "daemon/caller.hpp"
 #include "daemon/clock.hpp"
 #include "daemon/key_record.hpp"
-#include "daemon/keyslot_manager.hpp"
 #include "daemon/rate_limiter.hpp"
 #include "daemon/result.hpp"
 #include "daemon/secret.hpp"
-#include "daemon/store.hpp"
 #include "daemon/usage_recorder.hpp"
 
 namespace apikeyd {
+
+class CommitScheduler;
+class KeyslotManager;
+class MasterKey;
 
 struct KeyInfo {
     std::string id;
@@ -90,6 +92,9 @@ struct ImportRequest {
 };
 
 enum class StateFilter { Active, Revoked, Expired, All };
+// ListKeys' filter 'state': "active" (also when absent), "revoked",
+// "expired" or "all".
+Result<StateFilter> parse_state_filter(std::optional<std::string_view> state);
 
 struct Verification {
     bool valid = false;
@@ -97,10 +102,42 @@ struct Verification {
     std::optional<KeyInfo> info;  // set when the key is the caller's
 };
 
+// An audit event of a key, as GetUsage shows it.
+struct UsageEvent {
+    uint64_t time_usec = 0;
+    std::string action;
+    std::string result;
+    uint32_t caller_uid = 0;
+    uint32_t caller_pid = 0;
+    std::string caller_exe;   // empty when unknown
+    std::string caller_unit;  // empty when unknown
+};
+
+// One day's counters of a key, as GetUsageByDay shows them.
+struct DayUsage {
+    uint64_t day_usec = 0;  // the day's start, UTC
+    std::string date;       // "YYYY-MM-DD"
+    uint64_t ok = 0;
+    uint64_t refused = 0;
+};
+
+// A keyslot as GetStatus shows it: what the contract names of its
+// type-specific parameters, nothing of what it seals.
+struct KeyslotInfo {
+    std::string id;
+    std::string type;
+    uint64_t created_usec = 0;
+    std::optional<std::string> tcti;
+    std::optional<std::vector<uint32_t>> pcrs;
+    std::optional<std::string> uri;
+    std::optional<std::string> mechanism;
+    std::optional<bool> pin;  // whether unlocking it takes a PIN
+};
+
 struct ServiceStatus {
     bool locked = false;
     std::string lock_reason;
-    std::vector<KeyslotRecord> keyslots;
+    std::vector<KeyslotInfo> keyslots;
     uint64_t keys = 0;  // visible to the caller
     std::vector<std::string> warnings;
 };
@@ -115,21 +152,15 @@ class KeyService {
     static constexpr size_t kMaxEventsListed = UsageRecorder::kEventsKeptPerKey;
     static constexpr uint32_t kMaxDaysListed = UsageRecorder::kDaysKept;
 
-    KeyService(Store& store, KeyslotManager& keyslots, const Clock& clock);
-    ~KeyService();
+    // GetUsage and GetUsageByDay without a 'limit' or 'days'.
+    static constexpr uint32_t kDefaultEventsListed = 100;
+    static constexpr uint32_t kDefaultDaysListed = 30;
+
+    // Changes are made through `commits`: durable once its batch commits.
+    KeyService(Store& store, KeyslotManager& keyslots, const Clock& clock,
+               CommitScheduler& commits);
     KeyService(const KeyService&) = delete;
     KeyService& operator=(const KeyService&) = delete;
-
-    // Group commit (Store::begin_batch): creates, imports, updates, revokes
-    // and rotations made while a batch is open are durable only once it
-    // commits, and whoever answers for them must wait for that. Their audit
-    // events and log lines wait too; if the commit fails they are dropped
-    // and what this service keeps in memory is recounted from the store.
-    Result<void> begin_batch() { return store_.begin_batch(); }
-    Result<void> commit_batch() { return store_.commit_batch(); }
-    bool in_batch() const { return store_.in_batch(); }
-    // Told the outcome of every batch, whoever ended it.
-    void on_batch_end(Store::BatchListener listener) { batch_listener_ = std::move(listener); }
 
     Result<CreatedKey> create_key(const Caller& caller, const CreateKeyRequest& request);
     Result<std::string> import_secret(const Caller& caller, ImportRequest request);
@@ -145,16 +176,17 @@ class KeyService {
     // A new text for the key; the one it replaces works `grace_sec` longer.
     Result<SecretBuffer> rotate_key(const Caller& caller, std::string_view id, uint64_t grace_sec);
     // HMAC with an imported secret that never leaves the daemon. The MAC is
-    // as private as the secret for that data: wipe it once it is sent.
-    Result<std::vector<uint8_t>> sign(const Caller& caller, std::string_view id,
-                                      std::string_view algorithm, std::span<const uint8_t> data);
+    // as private as the secret for that data.
+    Result<SecretBuffer> sign(const Caller& caller, std::string_view id, std::string_view algorithm,
+                              std::span<const uint8_t> data);
     Result<Identification> identify_key(const Caller& caller, std::string_view key_text);
     // A key's newest events (newest first), and its per-day counters over
-    // the last `days` days (oldest first).
-    Result<std::vector<Store::Event>> usage(const Caller& caller, std::string_view id,
-                                            uint64_t since_usec, size_t limit);
-    Result<std::vector<Store::DayCount>> usage_by_day(const Caller& caller, std::string_view id,
-                                                      uint32_t days);
+    // the last `days` days (oldest first); absent = the defaults above.
+    Result<std::vector<UsageEvent>> usage(const Caller& caller, std::string_view id,
+                                          std::optional<uint64_t> since_usec,
+                                          std::optional<uint32_t> limit);
+    Result<std::vector<DayUsage>> usage_by_day(const Caller& caller, std::string_view id,
+                                               std::optional<uint32_t> days);
 
     // Writes batched use counters and events to disk; called by a timer and
     // at shutdown.
@@ -177,6 +209,8 @@ class KeyService {
     // the usage queries, which read them from the store.
     Result<KeyRecord> owned_record_with_usage_flushed(const Caller& caller, std::string_view id);
     Result<void> check_record_integrity(const KeyRecord& record) const;
+    Result<SecretBuffer> sign_unwiped(const Caller& caller, std::string_view id,
+                                      std::string_view algorithm, std::span<const uint8_t> data);
     KeyInfo describe(const KeyRecord& record, uint64_t now) const;
     uint64_t total_uses(const KeyRecord& record) const;
     void count_use(const KeyRecord& record, uint64_t now);
@@ -193,7 +227,6 @@ class KeyService {
                std::string_view result);
     void record_audit(const Caller& caller, const std::string& id, std::string_view action,
                       std::string_view result);
-    void batch_ended(const Result<void>& outcome);
     // The refusal of a call on a known key, audited.
     Error refused(const Caller& caller, const KeyRecord& record, std::string_view action,
                   Error error);
@@ -214,6 +247,7 @@ class KeyService {
     Store& store_;
     KeyslotManager& keyslots_;
     const Clock& clock_;
+    CommitScheduler& commits_;
     FailureRateLimiter verify_failures_;
     KeyRateLimiter key_limits_;
     UsageRecorder usage_;
@@ -222,15 +256,6 @@ class KeyService {
     // every create costs milliseconds once a user owns tens of thousands.
     // Keys are never deleted, so the count only grows.
     std::unordered_map<uint32_t, uint64_t> owned_keys_;
-    // Changes of the open batch, audited when it commits. `action` is one of
-    // the literals the change methods pass.
-    struct BatchedChange {
-        Caller caller;
-        std::string id;
-        std::string_view action;
-    };
-    std::vector<BatchedChange> batched_changes_;
-    Store::BatchListener batch_listener_;
 };
 
 }  // namespace apikeyd

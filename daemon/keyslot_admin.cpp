@@ -2,9 +2,11 @@
 
 #include <algorithm>
 
+#include "daemon/keyslot_manager.hpp"
 #include "daemon/keyslots/pkcs11_keyslot.hpp"
 #include "daemon/keyslots/recovery_keyslot.hpp"
 #include "daemon/keyslots/tpm2_keyslot.hpp"
+#include "daemon/log.hpp"
 #include "daemon/validation.hpp"
 
 namespace apikeyd {
@@ -32,8 +34,12 @@ Result<void> check_pcrs(std::vector<uint32_t>& pcrs) {
     return {};
 }
 
-Result<void> check_pin_size(const SecretBuffer& pin, size_t limit) {
-    if (pin.size() > limit) {
+SecretBuffer pin_of(AddKeyslotRequest& request) {
+    return request.pin ? std::move(*request.pin) : SecretBuffer();
+}
+
+Result<void> check_pin_size(const std::optional<SecretBuffer>& pin, size_t limit) {
+    if (pin && pin->size() > limit) {
         return make_error(ErrorCode::InvalidArgument,
                           "Invalid option 'pin': at most " + std::to_string(limit) + " bytes");
     }
@@ -43,9 +49,24 @@ Result<void> check_pin_size(const SecretBuffer& pin, size_t limit) {
 }  // namespace
 
 Result<AddedKeyslot> KeyslotAdmin::add(const Caller& caller, AddKeyslotRequest request) {
+    // An empty PIN would silently make a slot without one.
+    if (request.pin && request.pin->empty()) {
+        return make_error(ErrorCode::InvalidArgument,
+                          "Invalid option 'pin': it is empty (a tpm2 keyslot without a PIN "
+                          "leaves the option out)");
+    }
     if (auto ok = require_root(caller, "add keyslots"); !ok) {
         return ok.error();
     }
+    const std::string type = request.type;
+    auto added = add_of_type(std::move(request));
+    if (added) {
+        log::notice("Added " + type + " keyslot " + added->id);
+    }
+    return added;
+}
+
+Result<AddedKeyslot> KeyslotAdmin::add_of_type(AddKeyslotRequest request) {
     if (request.type == Tpm2Keyslot::kType) {
         return add_tpm2(std::move(request));
     }
@@ -88,8 +109,8 @@ Result<AddedKeyslot> KeyslotAdmin::add_tpm2(AddKeyslotRequest request) {
                           "There is no TPM at /dev/tpmrm0 and no tpm2 keyslot to take a TCTI "
                           "from: give the option 'tcti'");
     }
-    Tpm2Keyslot protector(Tpm2EnrollOptions{std::move(request.tcti), std::move(request.pcrs),
-                                            std::move(request.pin)});
+    Tpm2Keyslot protector(
+        Tpm2EnrollOptions{std::move(request.tcti), std::move(request.pcrs), pin_of(request)});
     auto id = keyslots_.add(protector);
     if (!id) {
         return id.error();
@@ -108,14 +129,14 @@ Result<AddedKeyslot> KeyslotAdmin::add_pkcs11(AddKeyslotRequest request) {
                           "pkcs11:token=...;id=...)");
     }
     // Enrolment logs in to prove the round trip on the token.
-    if (request.pin.empty()) {
+    if (!request.pin) {
         return make_error(ErrorCode::InvalidArgument,
                           "A pkcs11 keyslot needs the option 'pin': the token's user PIN");
     }
     if (auto ok = check_pin_size(request.pin, Pkcs11Keyslot::kMaxPinSize); !ok) {
         return ok.error();
     }
-    Pkcs11Keyslot protector(Pkcs11EnrollOptions{std::move(request.uri), std::move(request.pin)},
+    Pkcs11Keyslot protector(Pkcs11EnrollOptions{std::move(request.uri), pin_of(request)},
                             keyslots_.pkcs11_modules());
     auto id = keyslots_.add(protector);
     if (!id) {
@@ -125,8 +146,7 @@ Result<AddedKeyslot> KeyslotAdmin::add_pkcs11(AddKeyslotRequest request) {
 }
 
 Result<AddedKeyslot> KeyslotAdmin::add_recovery(const AddKeyslotRequest& request) {
-    if (!request.tcti.empty() || !request.pcrs.empty() || !request.uri.empty() ||
-        !request.pin.empty()) {
+    if (!request.tcti.empty() || !request.pcrs.empty() || !request.uri.empty() || request.pin) {
         return make_error(ErrorCode::InvalidArgument,
                           "A recovery keyslot takes no options (tcti and pcrs are for tpm2, uri "
                           "for pkcs11, pin for both)");
@@ -144,14 +164,30 @@ Result<void> KeyslotAdmin::remove(const Caller& caller, std::string_view id) {
     if (auto ok = require_root(caller, "remove keyslots"); !ok) {
         return ok;
     }
-    return keyslots_.remove(id);
+    if (auto ok = keyslots_.remove(id); !ok) {
+        return ok;
+    }
+    log::notice("Removed keyslot " + std::string(id));
+    return {};
 }
 
-Result<void> KeyslotAdmin::unlock(const Caller& caller, std::string_view type,
-                                  const UnlockCredentials& credentials, std::string_view keyslot) {
+Result<void> KeyslotAdmin::unlock(const Caller& caller, const UnlockRequest& request) {
+    if (auto ok = unlock_with(caller, request); !ok) {
+        log::warning("Unlock with a " + request.type + " keyslot refused: " + ok.error().message);
+        return ok;
+    }
+    log::notice("Unlocked with a " + request.type + " keyslot");
+    if (on_unlocked_) {
+        on_unlocked_();
+    }
+    return {};
+}
+
+Result<void> KeyslotAdmin::unlock_with(const Caller& caller, const UnlockRequest& request) {
     if (auto ok = require_root(caller, "unlock apikeyd"); !ok) {
         return ok;
     }
+    const std::string_view type = request.type;
     if (type != Tpm2Keyslot::kType && type != Pkcs11Keyslot::kType &&
         type != RecoveryKeyslot::kType) {
         return make_error(ErrorCode::InvalidArgument,
@@ -159,7 +195,7 @@ Result<void> KeyslotAdmin::unlock(const Caller& caller, std::string_view type,
                               ": unlock with tpm2 or pkcs11 (a PIN) or recovery (the recovery "
                               "key)");
     }
-    return keyslots_.unlock_with(type, credentials, keyslot);
+    return keyslots_.unlock_with(type, request.credentials, request.keyslot);
 }
 
 }  // namespace apikeyd

@@ -4,26 +4,38 @@
 // checked before any hardware is touched (or any PKCS#11 module loaded).
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "daemon/key_service.hpp"
-#include "daemon/keyslot_manager.hpp"
+#include "daemon/caller.hpp"
+#include "daemon/keyslots/unlock_credentials.hpp"
+#include "daemon/result.hpp"
+#include "daemon/secret.hpp"
 
 namespace apikeyd {
 
+class KeyslotManager;
+
 struct AddKeyslotRequest {
-    std::string type;            // "tpm2", "pkcs11" or "recovery"
-    std::string tcti;            // tpm2; empty = the default device
-    std::vector<uint32_t> pcrs;  // tpm2; sha256 bank
-    std::string uri;             // pkcs11 (RFC 7512); required
-    SecretBuffer pin;            // tpm2: empty = no PIN; pkcs11: required
+    std::string type;                 // "tpm2", "pkcs11" or "recovery"
+    std::string tcti;                 // tpm2; empty = the default device
+    std::vector<uint32_t> pcrs;       // tpm2; sha256 bank
+    std::string uri;                  // pkcs11 (RFC 7512); required
+    std::optional<SecretBuffer> pin;  // tpm2: absent = no PIN; pkcs11: required
 };
 
 struct AddedKeyslot {
     std::string id;
     SecretBuffer recovery_key;  // set for "recovery" only; shown once
+};
+
+struct UnlockRequest {
+    std::string type;  // "tpm2", "pkcs11" or "recovery"
+    UnlockCredentials credentials;
+    std::string keyslot;  // only that slot; empty = every slot of `type` in order
 };
 
 class KeyslotAdmin {
@@ -32,16 +44,19 @@ class KeyslotAdmin {
 
     Result<AddedKeyslot> add(const Caller& caller, AddKeyslotRequest request);
     Result<void> remove(const Caller& caller, std::string_view id);
-    // `keyslot`: only that slot, else every slot of `type` in order.
-    Result<void> unlock(const Caller& caller, std::string_view type,
-                        const UnlockCredentials& credentials, std::string_view keyslot = {});
+    Result<void> unlock(const Caller& caller, const UnlockRequest& request);
+    // Called after every unlock that worked (the service manager is told).
+    void on_unlocked(std::function<void()> listener) { on_unlocked_ = std::move(listener); }
 
   private:
+    Result<AddedKeyslot> add_of_type(AddKeyslotRequest request);
     Result<AddedKeyslot> add_tpm2(AddKeyslotRequest request);
     Result<AddedKeyslot> add_pkcs11(AddKeyslotRequest request);
     Result<AddedKeyslot> add_recovery(const AddKeyslotRequest& request);
+    Result<void> unlock_with(const Caller& caller, const UnlockRequest& request);
 
     KeyslotManager& keyslots_;
+    std::function<void()> on_unlocked_;
 };
 
 }  // namespace apikeyd

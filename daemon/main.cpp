@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "common/bus_names.hpp"
+#include "daemon/commit_scheduler.hpp"
 #include "daemon/key_service.hpp"
 #include "daemon/keyslot_admin.hpp"
 #include "daemon/keyslot_manager.hpp"
@@ -202,8 +204,11 @@ int serve(const Flags& flags) {
         log::error(ok.error().message);
         return EXIT_FAILURE;
     }
-    KeyService service(**store, keyslots, clock);
+    CommitScheduler commits(**store);
+    KeyService service(**store, keyslots, clock, commits);
     KeyslotAdmin keyslot_admin(keyslots);
+    // systemctl status showed "Locked" since the start; it is not any more.
+    keyslot_admin.on_unlocked([] { sd_notify(0, "STATUS=Serving"); });
 
     sd_event* raw_event = nullptr;
     if (int r = sd_event_default(&raw_event); r < 0) {
@@ -233,6 +238,10 @@ int serve(const Flags& flags) {
         return EXIT_FAILURE;
     }
     sd_event_set_watchdog(event.get(), true);
+    if (auto ok = commits.attach(event.get()); !ok) {
+        log::error(ok.error().message);
+        return EXIT_FAILURE;
+    }
 
     sd_bus* raw_bus = nullptr;
     if (r = sd_bus_open_system(&raw_bus); r < 0) {
@@ -245,18 +254,19 @@ int serve(const Flags& flags) {
         log::error("Cannot attach the bus to the event loop: " + errno_text(r));
         return EXIT_FAILURE;
     }
-    auto manager = bus::ManagerObject::create(bus.get(), service, keyslot_admin);
+    auto manager = bus::ManagerObject::create(bus.get(), {service, keyslot_admin, commits});
     if (!manager) {
         log::error(manager.error().message);
         return EXIT_FAILURE;
     }
-    if (r = sd_bus_request_name(bus.get(), bus::kBusName, 0); r < 0) {
-        log::error(std::string("Cannot own the bus name ") + bus::kBusName + ": " + errno_text(r) +
+    if (r = sd_bus_request_name(bus.get(), bus_names::kBusName, 0); r < 0) {
+        log::error(std::string("Cannot own the bus name ") + bus_names::kBusName + ": " +
+                   errno_text(r) +
                    " (is another apikeyd running, or does the bus policy not allow this user?)");
         return EXIT_FAILURE;
     }
 
-    log::notice(std::string("apikeyd ") + kVersion + " serving " + bus::kBusName +
+    log::notice(std::string("apikeyd ") + kVersion + " serving " + bus_names::kBusName +
                 "; state directory " + dir.string() + (keyslots.locked() ? "; LOCKED" : ""));
     sd_notify(0, keyslots.locked() ? "READY=1\nSTATUS=Locked: no keyslot could unlock"
                                    : "READY=1\nSTATUS=Serving");
@@ -265,7 +275,7 @@ int serve(const Flags& flags) {
     // Changes still waiting for their COMMIT are committed and answered
     // before exit (the bus flushes the replies as it closes); a failure is
     // logged, and answered, by the batch's listeners.
-    (void)service.commit_batch();
+    (void)commits.commit_now();
     if (auto ok = service.flush_usage(); !ok) {
         log::error("Cannot record key usage at shutdown: " + ok.error().message);
     }

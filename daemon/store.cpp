@@ -1,12 +1,15 @@
 #include "daemon/store.hpp"
 
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <unordered_set>
+
+#include "daemon/keyslots/keyslot.hpp"
 
 namespace apikeyd {
 namespace {
@@ -283,6 +286,10 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
         return ok.error();
     }
     return store;
+}
+
+void Store::finalize(sqlite3_stmt* statement) noexcept {
+    sqlite3_finalize(statement);
 }
 
 Store::~Store() {

@@ -4,8 +4,6 @@
 // batch, when the batch's commit returns. Bound statements only. The store
 // knows nothing of keys' meaning; the key service decides, the store keeps.
 
-#include <sqlite3.h>
-
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -16,12 +14,18 @@
 #include <string_view>
 #include <vector>
 
+#include "common/c_handle.hpp"
 #include "daemon/caller.hpp"
 #include "daemon/key_record.hpp"
-#include "daemon/keyslots/keyslot.hpp"
 #include "daemon/result.hpp"
 
+// Only the store sees <sqlite3.h>.
+struct sqlite3;
+struct sqlite3_stmt;
+
 namespace apikeyd {
+
+struct KeyslotRecord;
 
 class Store {
   public:
@@ -63,7 +67,7 @@ class Store {
     Result<void> commit_batch();
     bool in_batch() const { return in_batch_; }
     // Told the outcome of every batch, whoever ended it (commit_batch or
-    // transaction), so that whoever waits for durability learns of it.
+    // transaction): the one CommitScheduler over this store.
     void on_batch_end(BatchListener listener) { batch_listener_ = std::move(listener); }
 
     Result<void> insert_key(const KeyRecord& record);
@@ -136,10 +140,8 @@ class Store {
     Result<void> delete_keyslot(std::string_view id);
 
   private:
-    struct StatementDeleter {
-        void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
-    };
-    using Statement = std::unique_ptr<sqlite3_stmt, StatementDeleter>;
+    static void finalize(sqlite3_stmt* statement) noexcept;
+    using Statement = CHandle<sqlite3_stmt, finalize>;
 
     Store(sqlite3* db, std::filesystem::path path) : db_(db), path_(std::move(path)) {}
     Result<void> configure();

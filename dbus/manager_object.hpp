@@ -1,63 +1,151 @@
 #pragma once
-// The org.apikeyd1.Manager object at /org/apikeyd1: reads and checks the
-// arguments, asks the bus who is calling, hands the call to the KeyService,
-// emits the change signal and writes the reply; a change's signal and reply
-// wait for the COMMIT that makes it durable (GroupCommit). It decides
-// nothing itself.
+// The org.apikeyd1.Manager object at /org/apikeyd1. Every method runs one
+// way (handle<Method>): read the arguments the method declares, ask the bus
+// who is calling, call the core, then write the reply, or for a change park
+// it, with its signal, until the CommitScheduler says the change is
+// durable. Errors become named D-Bus errors in one place (bus_errors). It
+// decides nothing itself.
 
 #include <systemd/sd-bus.h>
 
+#include <exception>
 #include <memory>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 
+#include "common/bus_names.hpp"
+#include "daemon/commit_scheduler.hpp"
 #include "daemon/key_service.hpp"
 #include "daemon/keyslot_admin.hpp"
+#include "dbus/bus_errors.hpp"
 #include "dbus/caller_cache.hpp"
-#include "dbus/group_commit.hpp"
+#include "dbus/marshal.hpp"
 #include "dbus/sdbus.hpp"
 
 namespace apikeyd::bus {
 
-inline constexpr const char* kBusName = "org.apikeyd1";
-inline constexpr const char* kObjectPath = "/org/apikeyd1";
-inline constexpr const char* kInterface = "org.apikeyd1.Manager";
+// What the methods call.
+struct Core {
+    KeyService& keys;
+    KeyslotAdmin& keyslots;
+    CommitScheduler& commits;
+};
 
 class ManagerObject {
   public:
-    static Result<std::unique_ptr<ManagerObject>> create(sd_bus* bus, KeyService& service,
-                                                         KeyslotAdmin& keyslots);
+    static Result<std::unique_ptr<ManagerObject>> create(sd_bus* bus, Core core);
 
-    // One handler per method; public only so the vtable can name them.
-    int create_key(sd_bus_message* m, sd_bus_error* ret);
-    int import_secret(sd_bus_message* m, sd_bus_error* ret);
-    int list_keys(sd_bus_message* m, sd_bus_error* ret);
-    int get_key(sd_bus_message* m, sd_bus_error* ret);
-    int revoke_key(sd_bus_message* m, sd_bus_error* ret);
-    int verify_key(sd_bus_message* m, sd_bus_error* ret);
-    int get_secret(sd_bus_message* m, sd_bus_error* ret);
-    int get_status(sd_bus_message* m, sd_bus_error* ret);
-    int add_keyslot(sd_bus_message* m, sd_bus_error* ret);
-    int remove_keyslot(sd_bus_message* m, sd_bus_error* ret);
-    int unlock(sd_bus_message* m, sd_bus_error* ret);
-    int update_key(sd_bus_message* m, sd_bus_error* ret);
-    int rotate_key(sd_bus_message* m, sd_bus_error* ret);
-    int sign(sd_bus_message* m, sd_bus_error* ret);
-    int get_usage(sd_bus_message* m, sd_bus_error* ret);
-    int get_usage_by_day(sd_bus_message* m, sd_bus_error* ret);
-    int identify_key(sd_bus_message* m, sd_bus_error* ret);
+    // The one handler of every method: `Method` is
+    // Result<Out> (Core&, const Caller&, Args...).
+    template <auto Method>
+    static int handle(sd_bus_message* m, void* userdata, sd_bus_error* ret);
 
   private:
-    ManagerObject(KeyService& service, KeyslotAdmin& keyslots)
-        : service_(service), keyslots_(keyslots) {}
-    // The reply to a change made in the open batch, sent (after `signal`)
-    // once the batch commits; `r` < 0 if building the reply failed.
-    int answer_after_commit(sd_bus_message* m, sdbus::MessagePtr reply, int r, const char* signal,
-                            std::string id);
+    explicit ManagerObject(Core core) : core_(core) {}
 
-    KeyService& service_;
-    KeyslotAdmin& keyslots_;
+    template <class Out>
+    int reply(sd_bus_message* m, Out&& out);
+    template <class Out>
+    int reply(sd_bus_message* m, Durable<Out>&& change);
+    // Sends `reply` (and emits `signal` for `id`) once the change is
+    // durable, or answers `call` with the error if it is not.
+    void answer_when_durable(sd_bus_message* call, sdbus::MessagePtr reply, const char* signal,
+                             std::string id);
+
+    Core core_;
     std::unique_ptr<CallerCache> callers_;
-    std::unique_ptr<GroupCommit> commits_;
     sdbus::SlotPtr vtable_slot_;
 };
+
+// ------------------------------------------------------------ the handler
+
+namespace detail {
+
+template <class>
+struct MethodTraits;
+template <class Out, class... Args>
+struct MethodTraits<Result<Out> (*)(Core&, const Caller&, Args...)> {
+    using Arguments = std::tuple<std::decay_t<Args>...>;
+};
+
+// Reads the arguments in order; after the first failure reads no more.
+template <class... Args>
+Result<std::tuple<Args...>> read_arguments(sd_bus_message* m, const char* method,
+                                           std::type_identity<std::tuple<Args...>>) {
+    std::optional<Error> failure;
+    const auto one = [&]<class T>(Tag<T> tag) -> T {
+        if (!failure) {
+            auto value = read(m, method, tag);
+            if (value) {
+                return std::move(*value);
+            }
+            failure = value.error();
+        }
+        return T{};
+    };
+    (void)one;  // a method without arguments
+    // A braced list is evaluated left to right.
+    std::tuple<Args...> values{one(Tag<Args>{})...};
+    if (failure) {
+        return *failure;
+    }
+    return values;
+}
+
+}  // namespace detail
+
+template <auto Method>
+int ManagerObject::handle(sd_bus_message* m, void* userdata, sd_bus_error* ret) {
+    auto& self = *static_cast<ManagerObject*>(userdata);
+    const char* method = sd_bus_message_get_member(m);
+    // Nothing may unwind through sd-bus's C frames.
+    try {
+        using Arguments = typename detail::MethodTraits<decltype(Method)>::Arguments;
+        auto arguments = detail::read_arguments(m, method, std::type_identity<Arguments>{});
+        if (!arguments) {
+            return reply_error(ret, arguments.error(), method);
+        }
+        auto caller = self.callers_->caller_of(m);
+        if (!caller) {
+            return reply_error(ret, caller.error(), method);
+        }
+        auto out = std::apply(
+            [&](auto&... args) { return Method(self.core_, *caller, std::move(args)...); },
+            *arguments);
+        if (!out) {
+            return reply_error(ret, out.error(), method);
+        }
+        return self.reply(m, std::move(*out));
+    } catch (const std::exception& e) {
+        return reply_error(ret, make_error(ErrorCode::Internal, e.what()), method);
+    }
+}
+
+template <class Out>
+int ManagerObject::reply(sd_bus_message* m, Out&& out) {
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    sdbus::MessagePtr reply(raw);
+    if (r >= 0)
+        r = write(reply.get(), out);
+    return r < 0 ? r : sd_bus_send(nullptr, reply.get(), nullptr);
+}
+
+template <class Out>
+int ManagerObject::reply(sd_bus_message* m, Durable<Out>&& change) {
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    sdbus::MessagePtr reply(raw);
+    if (r >= 0)
+        r = write(reply.get(), change.value);
+    if (r < 0) {
+        return r;
+    }
+    answer_when_durable(m, std::move(reply), change.signal, std::move(change.id));
+    // Handled (sd-bus would answer 0 with "Unknown method"); the reply
+    // follows the commit.
+    return 1;
+}
 
 }  // namespace apikeyd::bus

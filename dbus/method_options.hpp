@@ -1,11 +1,12 @@
 #pragma once
 // The a{sv} arguments of org.apikeyd1.Manager: the names and types each
-// method knows (docs/dbus-api.md and docs/dbus-api-lifecycle.md). Shared by
-// the server and the fuzz harness that checks read_options() against them.
+// method knows (docs/dbus-api.md). Shared by the method table and the fuzz
+// harness that checks read_options() against them.
 
 #include "dbus/options.hpp"
 
 namespace apikeyd::bus::method_options {
+namespace specs {
 
 inline constexpr OptionSpec kCreate[] = {
     {"expires_in_sec", "t"}, {"max_uses", "t"}, {"rate_limit_per_min", "u"}, {"prefix", "s"}};
@@ -24,5 +25,16 @@ inline constexpr OptionSpec kAddKeyslot[] = {
     {"tcti", "s"}, {"pcrs", "au"}, {"uri", "s"}, {"pin", "s", true}};
 inline constexpr OptionSpec kUnlockCredentials[] = {
     {"pin", "s", true}, {"recovery_key", "s", true}, {"keyslot", "s"}};
+
+}  // namespace specs
+
+inline constexpr OptionTable kCreate{"option", specs::kCreate};
+inline constexpr OptionTable kImport{"option", specs::kImport};
+inline constexpr OptionTable kListFilter{"filter", specs::kListFilter};
+inline constexpr OptionTable kChanges{"change", specs::kChanges};
+inline constexpr OptionTable kUsage{"option", specs::kUsage};
+inline constexpr OptionTable kUsageByDay{"option", specs::kUsageByDay};
+inline constexpr OptionTable kAddKeyslot{"option", specs::kAddKeyslot};
+inline constexpr OptionTable kUnlockCredentials{"credential", specs::kUnlockCredentials};
 
 }  // namespace apikeyd::bus::method_options

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -30,8 +31,55 @@ using OptionValue = std::variant<std::string, uint64_t, uint32_t, bool, std::vec
                                  std::vector<uint32_t>, SecretBuffer>;
 using Options = std::map<std::string, OptionValue, std::less<>>;
 
-// `what` names the argument in messages ("option", "filter", "change").
+// The options one method knows; `what` names the argument in messages
+// ("option", "filter", "change", "credential").
+struct OptionTable {
+    std::string_view what;
+    std::span<const OptionSpec> specs;
+};
+
 Result<Options> read_options(sd_bus_message* m, std::span<const OptionSpec> known,
                              std::string_view what);
+
+// A method's a{sv} argument, read against its table: the table is part of
+// the type, so a method's declaration says which options it takes.
+template <const OptionTable& Table>
+class OptionsArg {
+  public:
+    static constexpr const OptionTable& kTable = Table;
+
+    OptionsArg() = default;
+    explicit OptionsArg(Options values) : values_(std::move(values)) {}
+
+    // Moves the option `name`, when given, into `field` (a T or an
+    // optional<T>); leaves `field` as it is otherwise, so that the request's
+    // own default stands.
+    template <class T>
+    void fill(T& field, std::string_view name) {
+        if (const auto it = values_.find(name); it != values_.end()) {
+            field = std::move(std::get<value_type_t<T>>(it->second));
+        }
+    }
+    template <class T>
+    std::optional<T> get(std::string_view name) {
+        std::optional<T> out;
+        fill(out, name);
+        return out;
+    }
+
+  private:
+    template <class T>
+    struct value_type {
+        using type = T;
+    };
+    template <class T>
+    struct value_type<std::optional<T>> {
+        using type = T;
+    };
+    template <class T>
+    using value_type_t = typename value_type<T>::type;
+
+    Options values_;
+};
 
 }  // namespace apikeyd::bus

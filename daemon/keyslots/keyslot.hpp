@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/keyslots/unlock_credentials.hpp"
 #include "daemon/result.hpp"
 #include "daemon/secret.hpp"
 
@@ -22,13 +23,6 @@ struct KeyslotRecord {
     uint64_t created_usec = 0;
     nlohmann::json params = nlohmann::json::object();
     std::vector<uint8_t> sealed;
-};
-
-// What a person or a service hands in to open a slot that wants more than
-// the hardware: a PIN (tpm2 with PolicyAuthValue, pkcs11) or a recovery key.
-struct UnlockCredentials {
-    SecretBuffer pin;
-    SecretBuffer recovery_key;
 };
 
 class KeyslotProtector {

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/commit_scheduler.hpp"
 #include "daemon/key_service.hpp"
 #include "daemon/keyslot_manager.hpp"
 #include "daemon/keyslots/software_keyslot.hpp"
@@ -141,7 +142,8 @@ void exercise(Store& store) {
     if (keyslots.locked() && keyslots.lock_reason().empty()) {
         fail("locked without a reason");
     }
-    KeyService service(store, keyslots, clock);
+    CommitScheduler commits(store);
+    KeyService service(store, keyslots, clock, commits);
     check(service.status(root), "status");
     check(service.status(alice), "status");
     auto infos = service.list_keys(root, StateFilter::All);

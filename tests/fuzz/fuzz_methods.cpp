@@ -40,7 +40,9 @@
 #include <utility>
 #include <vector>
 
+#include "common/bus_names.hpp"
 #include "common/key_format.hpp"
+#include "daemon/commit_scheduler.hpp"
 #include "daemon/key_service.hpp"
 #include "daemon/keyslot_admin.hpp"
 #include "daemon/keyslot_manager.hpp"
@@ -171,6 +173,7 @@ struct World {
     fs::path state;
     std::unique_ptr<Store> store;
     std::optional<KeyslotManager> keyslots;
+    std::optional<CommitScheduler> commits;
     std::optional<KeyService> service;
     std::optional<KeyslotAdmin> admin;
     sd_bus* daemon = nullptr;
@@ -189,15 +192,24 @@ World* world = nullptr;
 
 // ------------------------------------------------------------------ state ---
 
+void attach_commits() {
+    if (auto ok = world->commits->attach(world->event); !ok) {
+        fail("cannot attach the commit scheduler: " + ok.error().message);
+    }
+}
+
 // Starts the daemon's core again on the template's state: the database
 // written anew and opened (the store holds it exclusively, as the daemon
 // does, so no second connection can put rows back under it), the software
-// keyslot's file there or not, and the keyslots, the service and the keyslot
-// admin made afresh, in the same storage that the ManagerObject refers to.
+// keyslot's file there or not, and the whole core (keyslots, commit
+// scheduler, key service, keyslot admin) made afresh, in the storage that
+// the ManagerObject's Core refers to.
+
 void open_state(bool locked) {
     World& w = *world;
     w.admin.reset();
     w.service.reset();
+    w.commits.reset();
     w.keyslots.reset();
     w.store.reset();
     const auto db = w.state / Store::kFileName;
@@ -226,7 +238,11 @@ void open_state(bool locked) {
         fail("the state did not start " + std::string(locked ? "locked" : "unlocked") + ": " +
              w.keyslots->lock_reason());
     }
-    w.service.emplace(*w.store, *w.keyslots, w.clock);
+    w.commits.emplace(*w.store);
+    if (w.event) {
+        attach_commits();
+    }
+    w.service.emplace(*w.store, *w.keyslots, w.clock, *w.commits);
     w.admin.emplace(*w.keyslots);
 }
 
@@ -267,11 +283,11 @@ int driver(sd_bus_message* m, void*, sd_bus_error*) {
 
 sdbus::MessagePtr new_call(const char* member, const char* sender) {
     sd_bus_message* raw = nullptr;
-    if (sd_bus_message_new_method_call(world->peer, &raw, bus::kBusName, bus::kObjectPath,
-                                       member == std::string_view("Introspect")
-                                           ? "org.freedesktop.DBus.Introspectable"
-                                           : bus::kInterface,
-                                       member) < 0) {
+    if (sd_bus_message_new_method_call(
+            world->peer, &raw, bus_names::kBusName, bus_names::kObjectPath,
+            member == std::string_view("Introspect") ? "org.freedesktop.DBus.Introspectable"
+                                                     : bus_names::kInterface,
+            member) < 0) {
         fail("cannot make a method call");
     }
     sdbus::MessagePtr m(raw);
@@ -344,6 +360,7 @@ void start_bus() {
         sd_bus_attach_event(w.daemon, w.event, SD_EVENT_PRIORITY_NORMAL) < 0) {
         fail("cannot set up the sd-bus pair");
     }
+    attach_commits();
 
     // The driver answers in a thread while the daemon's end starts (Hello)
     // and the ManagerObject subscribes (AddMatch); then each caller makes one
@@ -387,7 +404,7 @@ void start_bus() {
         }
         warmed_up = true;
     });
-    auto object = bus::ManagerObject::create(w.daemon, *w.service, *w.admin);
+    auto object = bus::ManagerObject::create(w.daemon, {*w.service, *w.admin, *w.commits});
     if (!object) {
         fail("ManagerObject::create: " + object.error().message);
     }
@@ -414,10 +431,10 @@ void discover_methods() {
     }
     const std::string text = xml;
     std::map<std::string, Method> found;
-    const auto iface = text.find(std::string("<interface name=\"") + bus::kInterface + "\"");
+    const auto iface = text.find(std::string("<interface name=\"") + bus_names::kInterface + "\"");
     const auto end = text.find("</interface>", iface);
     if (iface == std::string::npos || end == std::string::npos) {
-        fail("the object does not introspect " + std::string(bus::kInterface));
+        fail("the object does not introspect " + std::string(bus_names::kInterface));
     }
     for (size_t pos = text.find("<method name=\"", iface); pos < end;
          pos = text.find("<method name=\"", pos + 1)) {

@@ -48,21 +48,9 @@ constexpr OptionSpec kEveryType[] = {{"s", "s"},  {"t", "t"},   {"u", "u"},
                                      {"b", "b"},  {"au", "au"}, {"secret", "s", true},
                                      {"as", "as"}};
 
-struct Table {
-    std::span<const OptionSpec> specs;
-    const char* what;
-};
-const Table kTables[] = {
-    {kCreate, "option"},
-    {kImport, "option"},
-    {kListFilter, "filter"},
-    {kAddKeyslot, "option"},
-    {kUnlockCredentials, "credential"},
-    {kEveryType, "option"},
-    {{}, "option"},
-    {kChanges, "change"},
-    {kUsage, "option"},
-    {kUsageByDay, "option"},
+const OptionTable kTables[] = {
+    kCreate,        kImport,  kListFilter, kAddKeyslot, kUnlockCredentials, {"option", kEveryType},
+    {"option", {}}, kChanges, kUsage,      kUsageByDay,
 };
 
 // Names a dictionary entry may take besides arbitrary text.
@@ -224,7 +212,7 @@ struct Built {
 
 // Builds the message from the input; with `mask_secrets`, every value of a
 // secret option is replaced by as many '#' bytes.
-std::optional<Built> build(Input in, const Table& table, bool mask_secrets) {
+std::optional<Built> build(Input in, const OptionTable& table, bool mask_secrets) {
     sd_bus_message* raw = nullptr;
     if (sd_bus_message_new_method_call(message_bus(), &raw, "org.apikeyd1", "/org/apikeyd1",
                                        "org.apikeyd1.Manager", "Fuzz") < 0) {
@@ -293,7 +281,7 @@ std::optional<Built> build(Input in, const Table& table, bool mask_secrets) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Input in(data, size);
-    const Table& table = kTables[in.pick(std::size(kTables))];
+    const OptionTable& table = kTables[in.pick(std::size(kTables))];
 
     const Input message_input = in;
     auto built = build(message_input, table, false);

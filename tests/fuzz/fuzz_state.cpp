@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "daemon/commit_scheduler.hpp"
 #include "daemon/key_service.hpp"
 #include "daemon/keyslot_manager.hpp"
 #include "daemon/keyslots/recovery_keyslot.hpp"
@@ -116,7 +117,8 @@ StateTemplate make_template(const std::filesystem::path& dir, const Clock& clock
             out.slot_ids.push_back(slot.id);
         }
 
-        KeyService service(*store, keyslots, clock);
+        CommitScheduler commits(*store);
+        KeyService service(*store, keyslots, clock, commits);
         const auto create = [&](uint32_t uid, std::vector<std::string> scopes,
                                 std::optional<uint64_t> expires, uint64_t max_uses,
                                 const char* prefix) {

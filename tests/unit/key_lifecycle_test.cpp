@@ -22,10 +22,10 @@ class KeyLifecycleTest : public KeyServiceTest {
         EXPECT_TRUE(got) << got.error().message;
         return got ? *got : KeyInfo{};
     }
-    std::vector<Store::Event> events(const std::string& id, size_t limit = 1000) {
+    std::vector<UsageEvent> events(const std::string& id, uint32_t limit = 1000) {
         auto got = service->usage(kAlice, id, 0, limit);
         EXPECT_TRUE(got) << got.error().message;
-        return got ? *got : std::vector<Store::Event>{};
+        return got ? *got : std::vector<UsageEvent>{};
     }
 };
 
@@ -183,10 +183,11 @@ TEST_F(KeyLifecycleTest, SignIsTheHmacOfTheImportedSecretAndCountsAUse) {
     const auto secret = SecretBuffer::from_string("webhook-secret");
     const auto expected = crypto::hmac_sha256(secret.span(), crypto::bytes_of(payload));
     ASSERT_TRUE(expected);
-    EXPECT_EQ(*mac, std::vector<uint8_t>(expected->begin(), expected->end()));
+    EXPECT_EQ(std::vector<uint8_t>(mac->data(), mac->data() + mac->size()),
+              std::vector<uint8_t>(expected->begin(), expected->end()));
     EXPECT_EQ(info(id).use_count, 1u);
 
-    const auto refused = [&](const Result<std::vector<uint8_t>>& r, const std::string& words) {
+    const auto refused = [&](const Result<SecretBuffer>& r, const std::string& words) {
         ASSERT_FALSE(r);
         EXPECT_NE(r.error().message.find(words), std::string::npos) << r.error().message;
     };

@@ -11,7 +11,9 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/commit_scheduler.hpp"
 #include "daemon/key_service.hpp"
+#include "daemon/keyslot_manager.hpp"
 #include "daemon/keyslots/software_keyslot.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/unit/fake_clock.hpp"
@@ -33,13 +35,15 @@ class KeyServiceTest : public ::testing::Test {
     // (Re)opens everything on the same state directory, as a restart does.
     void open() {
         service.reset();
+        commits.reset();
         keyslots.reset();
         store.reset();
         auto opened = Store::open(dir / "apikeyd.db");
         ASSERT_TRUE(opened) << opened.error().message;
         store = std::move(*opened);
         keyslots = std::make_unique<KeyslotManager>(*store, dir.path(), clock);
-        service = std::make_unique<KeyService>(*store, *keyslots, clock);
+        commits = std::make_unique<CommitScheduler>(*store);
+        service = std::make_unique<KeyService>(*store, *keyslots, clock, *commits);
     }
 
     void restart() {
@@ -96,6 +100,7 @@ class KeyServiceTest : public ::testing::Test {
   private:
     void close() {
         service.reset();
+        commits.reset();
         keyslots.reset();
         store.reset();
     }
@@ -128,6 +133,7 @@ class KeyServiceTest : public ::testing::Test {
     test::FakeClock clock;
     std::unique_ptr<Store> store;
     std::unique_ptr<KeyslotManager> keyslots;
+    std::unique_ptr<CommitScheduler> commits;
     std::unique_ptr<KeyService> service;
 };
 

@@ -270,14 +270,14 @@ TEST_F(KeyServiceTest, ChangesInABatchAreAuditedWhenItCommits) {
     ASSERT_TRUE(service->flush_usage());
     const uint64_t events_before = count_rows("events");
     std::vector<bool> outcomes;
-    service->on_batch_end([&](const Result<void>& outcome) { outcomes.push_back(outcome.ok()); });
 
-    ASSERT_TRUE(service->begin_batch());
+    ASSERT_TRUE(commits->open());
+    commits->after_durable([&](const Result<void>& outcome) { outcomes.push_back(outcome.ok()); });
     const auto created = create(kAlice);
     ASSERT_TRUE(service->revoke_key(kAlice, kept.id, "rotated out"));
     EXPECT_EQ(service->verify_key(kAlice, created.key_text.view(), "read")->reason, "")
         << "the batch's own changes are visible to the daemon at once";
-    ASSERT_TRUE(service->commit_batch());
+    ASSERT_TRUE(commits->commit_now());
 
     EXPECT_EQ(outcomes, std::vector<bool>{true});
     ASSERT_TRUE(service->flush_usage());
@@ -300,14 +300,14 @@ TEST_F(KeyServiceTest, AFailedBatchLeavesNoChangeAndNoAudit) {
         "CREATE TRIGGER doom_on_insert AFTER INSERT ON keys WHEN NEW.name = 'doomed' "
         "BEGIN INSERT INTO doom VALUES (42); END;");
     std::vector<bool> outcomes;
-    service->on_batch_end([&](const Result<void>& outcome) { outcomes.push_back(outcome.ok()); });
 
-    ASSERT_TRUE(service->begin_batch());
+    ASSERT_TRUE(commits->open());
+    commits->after_durable([&](const Result<void>& outcome) { outcomes.push_back(outcome.ok()); });
     ASSERT_TRUE(service->revoke_key(kAlice, kept.id, "never"));
     CreateKeyRequest doomed;
     doomed.name = "doomed";
     ASSERT_TRUE(service->create_key(kAlice, doomed));
-    EXPECT_FALSE(service->commit_batch());
+    EXPECT_FALSE(commits->commit_now());
 
     EXPECT_EQ(outcomes, std::vector<bool>{false});
     EXPECT_EQ(verify_reason(kAlice, kept.key_text.view()), "valid");

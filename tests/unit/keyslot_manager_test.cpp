@@ -42,6 +42,15 @@ class KeyslotManagerTest : public ::testing::Test {
         ASSERT_TRUE(manager->initialized());
     }
 
+    // Starts again with the software slot gone: locked until the recovery
+    // slot is opened.
+    void lose_the_software_slot() {
+        std::filesystem::remove(dir / std::string(SoftwareKeyslot::kFileName));
+        reopen();
+        manager->unlock();
+        ASSERT_TRUE(manager->locked());
+    }
+
     // Adds a recovery slot and returns the recovery key as shown to the user.
     std::string add_recovery() {
         RecoveryKeyslot recovery(kFastScrypt);
@@ -75,10 +84,7 @@ TEST_F(KeyslotManagerTest, RecoveryKeysAre160BitsInGroupsOfFour) {
 
 TEST_F(KeyslotManagerTest, RecoveryKeyUnlocksWhenTheOtherSlotIsGone) {
     const std::string key = add_recovery();
-    std::filesystem::remove(dir / std::string(SoftwareKeyslot::kFileName));
-    reopen();
-    manager->unlock();
-    ASSERT_TRUE(manager->locked());
+    lose_the_software_slot();
     EXPECT_NE(manager->lock_reason().find("needs the recovery key"), std::string::npos);
 
     const auto wrong = manager->unlock_with(
@@ -167,8 +173,35 @@ TEST_F(KeyslotManagerTest, OnlyRootManagesKeyslots) {
     EXPECT_EQ(admin.add(kAlice, std::move(request)).error().code, ErrorCode::AccessDenied);
     EXPECT_EQ(admin.remove(kAlice, manager->keyslots()[0].id).error().code,
               ErrorCode::AccessDenied);
-    EXPECT_EQ(admin.unlock(kAlice, "recovery", with_recovery_key("x")).error().code,
+    EXPECT_EQ(admin.unlock(kAlice, {"recovery", with_recovery_key("x")}).error().code,
               ErrorCode::AccessDenied);
+}
+
+TEST_F(KeyslotManagerTest, AdminRefusesAnEmptyPinRatherThanMakeASlotWithout) {
+    KeyslotAdmin admin(*manager);
+    AddKeyslotRequest request;
+    request.type = "tpm2";
+    request.pin = SecretBuffer();
+    const auto added = admin.add(kRoot, std::move(request));
+    ASSERT_FALSE(added);
+    EXPECT_EQ(added.error().code, ErrorCode::InvalidArgument);
+    EXPECT_NE(added.error().message.find("'pin': it is empty"), std::string::npos)
+        << added.error().message;
+    EXPECT_EQ(manager->keyslots().size(), 1u);
+}
+
+TEST_F(KeyslotManagerTest, AdminTellsItsListenerOfEveryUnlockThatWorked) {
+    const std::string key = add_recovery();
+    lose_the_software_slot();
+    KeyslotAdmin admin(*manager);
+    int unlocked = 0;
+    admin.on_unlocked([&] { ++unlocked; });
+
+    EXPECT_FALSE(admin.unlock(kRoot, {"recovery", with_recovery_key("x")}));
+    EXPECT_FALSE(admin.unlock(kAlice, {"recovery", with_recovery_key(key)}));
+    EXPECT_EQ(unlocked, 0);
+    ASSERT_TRUE(admin.unlock(kRoot, {"recovery", with_recovery_key(key)}));
+    EXPECT_EQ(unlocked, 1);
 }
 
 TEST_F(KeyslotManagerTest, AdminRefusesUnknownTypesAndStrayOptions) {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <cstdio>
 
+#include "daemon/keyslots/keyslot.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace apikeyd {

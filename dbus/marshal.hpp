@@ -1,0 +1,82 @@
+#pragma once
+// The generic half of every method: read<T> for each argument type a method
+// can declare and write() for each result type the core returns. The
+// method table (dbus/methods.cpp) names types; this file is all that knows
+// how they look on the wire.
+
+#include <systemd/sd-bus.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/key_service.hpp"
+#include "daemon/keyslot_admin.hpp"
+#include "daemon/result.hpp"
+#include "dbus/options.hpp"
+
+namespace apikeyd::bus {
+
+// ---------------------------------------------------------- argument types
+
+// `as` of scopes, refused past limits::kMaxScopes entries without reading on.
+struct Scopes {
+    std::vector<std::string> values;
+};
+// `ay`, pointing into the message.
+using Bytes = std::span<const uint8_t>;
+
+template <class T>
+struct Tag {};
+
+// Each fails with InvalidArgument: "Malformed arguments to <method>" for a
+// value that is not there, or the option reader's own message.
+Result<std::string_view> read(sd_bus_message* m, const char* method, Tag<std::string_view>);
+Result<uint64_t> read(sd_bus_message* m, const char* method, Tag<uint64_t>);
+Result<Bytes> read(sd_bus_message* m, const char* method, Tag<Bytes>);
+Result<Scopes> read(sd_bus_message* m, const char* method, Tag<Scopes>);
+template <const OptionTable& Table>
+Result<OptionsArg<Table>> read(sd_bus_message* m, const char*, Tag<OptionsArg<Table>>) {
+    auto options = read_options(m, Table.specs, Table.what);
+    if (!options) {
+        return options.error();
+    }
+    return OptionsArg<Table>(std::move(*options));
+}
+
+// ------------------------------------------------------------ result types
+
+// A method without a result.
+struct NoReply {};
+// Key text: `s`, written straight into a sensitive reply.
+struct SecretText {
+    SecretBuffer text;
+};
+// A change: its reply (`value`) and its signal wait for the COMMIT that
+// makes it durable.
+template <class T>
+struct Durable {
+    T value;
+    const char* signal;
+    std::string id;
+};
+
+// Each appends a method's whole result; negative errno on failure. Replies
+// that carry a secret mark themselves sensitive (wiped when freed).
+int write(sd_bus_message* reply, const NoReply&);
+int write(sd_bus_message* reply, const std::string& id);
+int write(sd_bus_message* reply, const SecretText& key);
+int write(sd_bus_message* reply, const SecretBuffer& secret);
+int write(sd_bus_message* reply, const CreatedKey& created);
+int write(sd_bus_message* reply, const KeyInfo& info);
+int write(sd_bus_message* reply, const std::vector<KeyInfo>& keys);
+int write(sd_bus_message* reply, const Verification& verification);
+int write(sd_bus_message* reply, const Identification& identification);
+int write(sd_bus_message* reply, const ServiceStatus& status);
+int write(sd_bus_message* reply, const std::vector<UsageEvent>& events);
+int write(sd_bus_message* reply, const std::vector<DayUsage>& days);
+int write(sd_bus_message* reply, const AddedKeyslot& added);
+
+}  // namespace apikeyd::bus
