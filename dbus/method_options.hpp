@@ -1,6 +1,6 @@
 #pragma once
 // The a{sv} arguments of org.apikeyd1.Manager: the names and types each
-// method knows (docs/dbus-api.md and docs/dbus-api-lifecycle.md). Shared by
+// method knows (docs/dbus-api.md). Shared by
 // the server and the fuzz harness that checks read_options() against them.
 
 #include "dbus/options.hpp"
