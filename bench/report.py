@@ -279,7 +279,7 @@ figure is a median; each D-Bus figure sits beside the Ping floor measured with
 the same clients in the same run, round by round in alternation, because the
 machine is shared and absolute numbers drift.
 {quick_note}
-![throughput against clients](performance.png)
+![throughput against clients](PERFORMANCE.png)
 
 ## Machine
 
@@ -366,7 +366,7 @@ the same moments of the machine.
 ## Running it
 
 ```sh
-scripts/bench            # the full run; rewrites this file and performance.png
+scripts/bench            # the full run; rewrites this file and PERFORMANCE.png
 scripts/bench --quick    # 1 s rounds and 100,000 keys, for development
 ```
 """
