@@ -189,7 +189,7 @@ def main():
                 f"apikeyd's extra is {service:.1f} µs of CPU in process "
                 f"(`{'BM_ServiceVerifyKey' if method == 'verify' else 'BM_ServiceGetSecret'}`: the lookup, "
                 "the record's MAC and the usage event, with its share of the once-a-second write); the rest "
-                "is outside it: reading the call and writing the reply in `dbus/manager_object.cpp` and "
+                "is outside it: reading the call and writing the reply in the bus layer (`dbus/`) and "
                 "sd-bus, and a larger message for dbus-daemon to route and for the kernel to copy. "
                 + (
                     "Most of that is VerifyKey's info dictionary (17 entries, three containers each, as the "
@@ -206,7 +206,7 @@ def main():
     batched_us = micro_us(micro, "BM_StoreInsertBatched/1000/real_time")
     create1 = measured[("create", 1)]
     sync_note = (
-        "Creates that reach the daemon together share one COMMIT (group commit, `dbus/group_commit.cpp`): "
+        "Creates that reach the daemon together share one COMMIT (group commit, `daemon/commit_scheduler.hpp`): "
         "each reply still waits for the WAL's `fdatasync` that made its key durable, so a closed-loop "
         "client makes at most one create per sync plus round trip, and 4 clients at most 4. One durable "
         f"insert takes {insert_ms:.1f} ms on this disk (`BM_StoreInsertDurable`), one insert among 1,000 "
@@ -279,7 +279,7 @@ figure is a median; each D-Bus figure sits beside the Ping floor measured with
 the same clients in the same run, round by round in alternation, because the
 machine is shared and absolute numbers drift.
 {quick_note}
-![throughput against clients](performance.png)
+![throughput against clients](PERFORMANCE.png)
 
 ## Machine
 
@@ -354,7 +354,7 @@ the same moments of the machine.
   kept in memory by the key service (`BM_ServiceCreateKeyAsOwnerOf/20000`
   against `/0` shows it does not grow with the keys a user owns).
 - CreateKey and the other changes are durable before their reply through
-  group commit (`dbus/group_commit.cpp`): the changes that reach the daemon
+  group commit (`daemon/commit_scheduler.hpp`): the changes that reach the daemon
   together share one COMMIT, hence one `fdatasync` of the WAL
   (`synchronous=FULL`), and every reply waits for it. With N closed-loop
   clients at most N creates share a sync, so the rate is about N ÷ (sync +
@@ -366,7 +366,7 @@ the same moments of the machine.
 ## Running it
 
 ```sh
-scripts/bench            # the full run; rewrites this file and performance.png
+scripts/bench            # the full run; rewrites this file and PERFORMANCE.png
 scripts/bench --quick    # 1 s rounds and 100,000 keys, for development
 ```
 """

@@ -1,7 +1,7 @@
 // libFuzzer harness: the issued-key text format (common/key_format).
 //
 // Every input is handed to parse() as key text, and the answer is compared
-// with a plain reference written from DESIGN.md alone (split at the first
+// with a plain reference written from docs/dbus-api.md alone (split at the first
 // '_', check each part, CRC-32 with zlib, Base62 by division). A key that
 // parses must compose back to the same text; compose() must refuse exactly
 // what the reference refuses.

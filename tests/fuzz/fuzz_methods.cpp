@@ -69,7 +69,7 @@ struct Sender {
 // The callers the driver vouches for. A fourth choice sends no sender.
 constexpr Sender kSenders[] = {{":1.100", 0}, {":1.101", fuzz::kAlice}, {":1.102", fuzz::kBob}};
 
-// The contract of DESIGN.md in a fixed order, so that a seed keeps its
+// The methods of the contract in a fixed order, so that a seed keeps its
 // meaning; a method the object does not have must be answered UnknownMethod.
 // Methods the object has beyond these are appended at start.
 constexpr std::pair<const char*, const char*> kContract[] = {

@@ -19,7 +19,7 @@ namespace {
 
 constexpr const char* kInterface = "org.apikeyd1.Manager";
 
-// The info dictionary of DESIGN.md and docs/dbus-api.md.
+// The info dictionary of docs/dbus-api.md.
 const std::map<std::string, std::string> kInfoFieldTypes = {
     {"id", "s"},           {"name", "s"},           {"description", "s"}, {"kind", "s"},
     {"scopes", "as"},      {"owner_uid", "u"},      {"state", "s"},       {"created_usec", "t"},
@@ -48,8 +48,8 @@ TEST_F(Contract, DaemonIntrospectsExactlyTheInterfaceXml) {
     const auto contract =
         parse_xml(read_file(std::string(APIKEYD_SOURCE_DIR) + "/dbus/org.apikeyd1.Manager.xml"));
     const auto expected = interface_shape(contract, kInterface);
-    // Guard against comparing two empty documents: the members of DESIGN.md's
-    // first slice must be in the contract (more may be added).
+    // Guard against comparing two empty documents: the members of the first
+    // slice must be in the contract (more may be added).
     for (const char* member :
          {"method CreateKey(", "method ImportSecret(", "method ListKeys(", "method GetKey(",
           "method RevokeKey(", "method VerifyKey(", "method GetSecret(", "method GetStatus(",
