@@ -6,28 +6,29 @@
 #include "daemon/log.hpp"
 
 namespace apikeyd::bus {
+namespace {
+
+struct NamedError {
+    ErrorCode code;
+    const char* name;
+};
+// StorageFull is the host's failure, not the call's: Internal on the bus.
+constexpr NamedError kNames[] = {{ErrorCode::NotFound, "org.apikeyd1.Error.NotFound"},
+                                 {ErrorCode::InvalidArgument, "org.apikeyd1.Error.InvalidArgument"},
+                                 {ErrorCode::Revoked, "org.apikeyd1.Error.Revoked"},
+                                 {ErrorCode::Expired, "org.apikeyd1.Error.Expired"},
+                                 {ErrorCode::RateLimited, "org.apikeyd1.Error.RateLimited"},
+                                 {ErrorCode::Locked, "org.apikeyd1.Error.Locked"},
+                                 {ErrorCode::AccessDenied, "org.apikeyd1.Error.AccessDenied"},
+                                 {ErrorCode::LimitExceeded, "org.apikeyd1.Error.LimitExceeded"}};
+
+}  // namespace
 
 const char* error_name(ErrorCode code) {
-    switch (code) {
-        case ErrorCode::NotFound:
-            return "org.apikeyd1.Error.NotFound";
-        case ErrorCode::InvalidArgument:
-            return "org.apikeyd1.Error.InvalidArgument";
-        case ErrorCode::Revoked:
-            return "org.apikeyd1.Error.Revoked";
-        case ErrorCode::Expired:
-            return "org.apikeyd1.Error.Expired";
-        case ErrorCode::RateLimited:
-            return "org.apikeyd1.Error.RateLimited";
-        case ErrorCode::Locked:
-            return "org.apikeyd1.Error.Locked";
-        case ErrorCode::AccessDenied:
-            return "org.apikeyd1.Error.AccessDenied";
-        case ErrorCode::LimitExceeded:
-            return "org.apikeyd1.Error.LimitExceeded";
-        case ErrorCode::StorageFull:
-        case ErrorCode::Internal:
-            return "org.apikeyd1.Error.Internal";
+    for (const auto& named : kNames) {
+        if (named.code == code) {
+            return named.name;
+        }
     }
     return "org.apikeyd1.Error.Internal";
 }
