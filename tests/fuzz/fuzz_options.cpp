@@ -48,7 +48,7 @@ constexpr OptionSpec kEveryType[] = {{"s", "s"},  {"t", "t"},   {"u", "u"},
                                      {"b", "b"},  {"au", "au"}, {"secret", "s", true},
                                      {"as", "as"}};
 
-const OptionTable kTables[] = {
+const bus::OptionTable kTables[] = {
     kCreate,        kImport,  kListFilter, kAddKeyslot, kUnlockCredentials, {"option", kEveryType},
     {"option", {}}, kChanges, kUsage,      kUsageByDay,
 };
@@ -212,7 +212,7 @@ struct Built {
 
 // Builds the message from the input; with `mask_secrets`, every value of a
 // secret option is replaced by as many '#' bytes.
-std::optional<Built> build(Input in, const OptionTable& table, bool mask_secrets) {
+std::optional<Built> build(Input in, const bus::OptionTable& table, bool mask_secrets) {
     sd_bus_message* raw = nullptr;
     if (sd_bus_message_new_method_call(message_bus(), &raw, "org.apikeyd1", "/org/apikeyd1",
                                        "org.apikeyd1.Manager", "Fuzz") < 0) {
@@ -281,7 +281,7 @@ std::optional<Built> build(Input in, const OptionTable& table, bool mask_secrets
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Input in(data, size);
-    const OptionTable& table = kTables[in.pick(std::size(kTables))];
+    const bus::OptionTable& table = kTables[in.pick(std::size(kTables))];
 
     const Input message_input = in;
     auto built = build(message_input, table, false);
