@@ -11,8 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/secret.hpp"
 #include "daemon/result.hpp"
-#include "daemon/secret.hpp"
 
 namespace apikeyd {
 
