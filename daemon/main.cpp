@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "common/c_handle.hpp"
 #include "daemon/key_service.hpp"
 #include "daemon/keyslot_admin.hpp"
 #include "daemon/keyslot_manager.hpp"
@@ -36,8 +37,8 @@
 namespace apikeyd {
 namespace {
 
-using EventPtr = std::unique_ptr<sd_event, sdbus::Unreffer<sd_event_unref>>;
-using EventSourcePtr = std::unique_ptr<sd_event_source, sdbus::Unreffer<sd_event_source_unref>>;
+using EventPtr = CHandle<sd_event, sd_event_unref>;
+using EventSourcePtr = CHandle<sd_event_source, sd_event_source_unref>;
 
 constexpr uint64_t kUsageFlushIntervalUsec = 1'000'000;
 constexpr const char* kDefaultStateDirectory = "/var/lib/apikeyd";

@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "dbus/sdbus.hpp"
 #include "tests/support/as_nobody.hpp"
 #include "tests/support/bus_connection.hpp"
 #include "tests/support/fixture.hpp"
@@ -122,13 +123,7 @@ class RawBus {
     }
 
   private:
-    struct BusUnref {
-        void operator()(sd_bus* bus) const { sd_bus_flush_close_unref(bus); }
-    };
-    struct MessageUnref {
-        void operator()(sd_bus_message* m) const { sd_bus_message_unref(m); }
-    };
-    using MessagePtr = std::unique_ptr<sd_bus_message, MessageUnref>;
+    using MessagePtr = sdbus::MessagePtr;
 
     static void check(int r, const char* what) {
         if (r < 0) {
@@ -164,7 +159,7 @@ class RawBus {
         return name;
     }
 
-    std::unique_ptr<sd_bus, BusUnref> bus_;
+    sdbus::BusPtr bus_;
 };
 
 using BusPolicyForOthers = DaemonTest;
