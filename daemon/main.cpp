@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "common/bus_names.hpp"
 #include "common/c_handle.hpp"
 #include "daemon/key_service.hpp"
 #include "daemon/keyslot_admin.hpp"
@@ -251,13 +252,14 @@ int serve(const Flags& flags) {
         log::error(manager.error().message);
         return EXIT_FAILURE;
     }
-    if (r = sd_bus_request_name(bus.get(), bus::kBusName, 0); r < 0) {
-        log::error(std::string("Cannot own the bus name ") + bus::kBusName + ": " + errno_text(r) +
+    if (r = sd_bus_request_name(bus.get(), bus_names::kBusName, 0); r < 0) {
+        log::error(std::string("Cannot own the bus name ") + bus_names::kBusName + ": " +
+                   errno_text(r) +
                    " (is another apikeyd running, or does the bus policy not allow this user?)");
         return EXIT_FAILURE;
     }
 
-    log::notice(std::string("apikeyd ") + kVersion + " serving " + bus::kBusName +
+    log::notice(std::string("apikeyd ") + kVersion + " serving " + bus_names::kBusName +
                 "; state directory " + dir.string() + (keyslots.locked() ? "; LOCKED" : ""));
     sd_notify(0, keyslots.locked() ? "READY=1\nSTATUS=Locked: no keyslot could unlock"
                                    : "READY=1\nSTATUS=Serving");

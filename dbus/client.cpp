@@ -11,10 +11,15 @@
 #include <utility>
 #include <variant>
 
+#include "common/bus_names.hpp"
 #include "dbus/sdbus.hpp"
 
 namespace apikeyd::client {
 namespace {
+
+using bus_names::kBusName;
+using bus_names::kInterface;
+using bus_names::kObjectPath;
 
 using sdbus::BusPtr;
 using sdbus::MessagePtr;

@@ -20,10 +20,6 @@
 
 namespace apikeyd::client {
 
-inline constexpr const char* kBusName = "org.apikeyd1";
-inline constexpr const char* kObjectPath = "/org/apikeyd1";
-inline constexpr const char* kInterface = "org.apikeyd1.Manager";
-
 class BusError : public std::runtime_error {
   public:
     BusError(std::string name, const std::string& message)

@@ -40,6 +40,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/bus_names.hpp"
 #include "common/key_format.hpp"
 #include "daemon/key_service.hpp"
 #include "daemon/keyslot_admin.hpp"
@@ -267,11 +268,11 @@ int driver(sd_bus_message* m, void*, sd_bus_error*) {
 
 sdbus::MessagePtr new_call(const char* member, const char* sender) {
     sd_bus_message* raw = nullptr;
-    if (sd_bus_message_new_method_call(world->peer, &raw, bus::kBusName, bus::kObjectPath,
-                                       member == std::string_view("Introspect")
-                                           ? "org.freedesktop.DBus.Introspectable"
-                                           : bus::kInterface,
-                                       member) < 0) {
+    if (sd_bus_message_new_method_call(
+            world->peer, &raw, bus_names::kBusName, bus_names::kObjectPath,
+            member == std::string_view("Introspect") ? "org.freedesktop.DBus.Introspectable"
+                                                     : bus_names::kInterface,
+            member) < 0) {
         fail("cannot make a method call");
     }
     sdbus::MessagePtr m(raw);
@@ -414,10 +415,10 @@ void discover_methods() {
     }
     const std::string text = xml;
     std::map<std::string, Method> found;
-    const auto iface = text.find(std::string("<interface name=\"") + bus::kInterface + "\"");
+    const auto iface = text.find(std::string("<interface name=\"") + bus_names::kInterface + "\"");
     const auto end = text.find("</interface>", iface);
     if (iface == std::string::npos || end == std::string::npos) {
-        fail("the object does not introspect " + std::string(bus::kInterface));
+        fail("the object does not introspect " + std::string(bus_names::kInterface));
     }
     for (size_t pos = text.find("<method name=\"", iface); pos < end;
          pos = text.find("<method name=\"", pos + 1)) {

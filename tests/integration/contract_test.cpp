@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/bus_names.hpp"
 #include "tests/support/fixture.hpp"
 #include "tests/support/introspection.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -17,7 +18,7 @@
 namespace apikeyd::test {
 namespace {
 
-constexpr const char* kInterface = "org.apikeyd1.Manager";
+using bus_names::kInterface;
 
 // The info dictionary of DESIGN.md and docs/dbus-api.md.
 const std::map<std::string, std::string> kInfoFieldTypes = {
