@@ -9,7 +9,6 @@
 #include "bench/micro_support.hpp"
 #include "daemon/key_service.hpp"
 #include "daemon/keyslots/software_keyslot.hpp"
-#include "tests/support/temp_dir.hpp"
 
 namespace apikeyd {
 namespace {
@@ -30,7 +29,7 @@ void flush_usage_now_and_then(KeyService& service, size_t call, benchmark::State
 }
 
 struct ServiceFixture {
-    test::TempDir dir{"apikeyd-bench"};
+    bench::ScratchDir dir;
     std::unique_ptr<Store> store = bench::open_store(dir / "apikeyd.db");
     SystemClock clock;
     KeyslotManager keyslots{*store, dir.path(), clock};

@@ -12,7 +12,6 @@
 #include "daemon/crypto.hpp"
 #include "daemon/ids.hpp"
 #include "daemon/store.hpp"
-#include "tests/support/temp_dir.hpp"
 
 namespace apikeyd {
 namespace {
@@ -32,7 +31,7 @@ KeyRecord random_record() {
 }
 
 struct StoreFixture {
-    test::TempDir dir{"apikeyd-bench"};
+    bench::ScratchDir dir;
     std::unique_ptr<Store> store = bench::open_store(dir / "apikeyd.db");
     std::vector<KeyRecord> records;
 

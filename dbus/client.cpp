@@ -354,6 +354,11 @@ struct Client::Impl {
     }
 };
 
+const char* signature_of(const Value& value) {
+    return std::visit([](const auto& v) { return signature_of<std::decay_t<decltype(v)>>(); },
+                      static_cast<const Value::variant&>(value));
+}
+
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
 Client::Client(Client&&) noexcept = default;

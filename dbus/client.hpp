@@ -48,6 +48,10 @@ struct Value
     using variant::variant;
 };
 
+// The D-Bus signature of the alternative `value` holds: "b", "u", "t", "x",
+// "s", "as", "ay", "au" or "aa{sv}".
+const char* signature_of(const Value& value);
+
 struct CreatedKey {
     std::string id;
     std::string key;  // wiped by the caller once shown

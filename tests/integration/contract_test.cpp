@@ -36,8 +36,8 @@ std::vector<std::string> type_mismatches(const Dict& dict,
         const auto it = dict.find(name);
         if (it == dict.end()) {
             problems.push_back(name + " missing");
-        } else if (type_code(it->second) != type) {
-            problems.push_back(name + " is " + type_code(it->second) + ", not " + type);
+        } else if (client::signature_of(it->second) != type) {
+            problems.push_back(name + " is " + client::signature_of(it->second) + ", not " + type);
         }
     }
     return problems;
