@@ -30,7 +30,7 @@ void flush_usage_now_and_then(KeyService& service, size_t call, benchmark::State
 
 struct ServiceFixture {
     bench::ScratchDir dir;
-    std::unique_ptr<Store> store = bench::open_store(dir / "apikeyd.db");
+    std::unique_ptr<Store> store = bench::open_store(dir.path() / "apikeyd.db");
     SystemClock clock;
     KeyslotManager keyslots{*store, dir.path(), clock};
     KeyService service{*store, keyslots, clock};

@@ -32,7 +32,7 @@ KeyRecord random_record() {
 
 struct StoreFixture {
     bench::ScratchDir dir;
-    std::unique_ptr<Store> store = bench::open_store(dir / "apikeyd.db");
+    std::unique_ptr<Store> store = bench::open_store(dir.path() / "apikeyd.db");
     std::vector<KeyRecord> records;
 
     void fill(size_t rows) {

@@ -18,24 +18,24 @@ namespace apikeyd::bench {
 // A private directory under /tmp, removed with all it holds when it goes.
 class ScratchDir {
   public:
-    ScratchDir() {
-        std::string pattern = "/tmp/apikeyd-bench-XXXXXX";
-        if (mkdtemp(pattern.data()) == nullptr) {
-            throw std::runtime_error("mkdtemp " + pattern + ": " + std::strerror(errno));
-        }
-        path_ = pattern;
-    }
+    ScratchDir(const ScratchDir&) = delete;
+    ScratchDir& operator=(const ScratchDir&) = delete;
+    ScratchDir() : path_(create()) {}
     ~ScratchDir() {
         std::error_code ignored;
         std::filesystem::remove_all(path_, ignored);
     }
-    ScratchDir(const ScratchDir&) = delete;
-    ScratchDir& operator=(const ScratchDir&) = delete;
-
     const std::filesystem::path& path() const { return path_; }
-    std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
 
   private:
+    static std::filesystem::path create() {
+        std::string pattern = "/tmp/apikeyd-bench-XXXXXX";
+        if (mkdtemp(pattern.data()) == nullptr) {
+            throw std::runtime_error("mkdtemp " + pattern + ": " + std::strerror(errno));
+        }
+        return pattern;
+    }
+
     std::filesystem::path path_;
 };
 
