@@ -23,6 +23,7 @@
 
 #include "bench/spawn.hpp"
 #include "bench/stats.hpp"
+#include "common/bus_names.hpp"
 #include "dbus/sdbus.hpp"
 
 namespace apikeyd::bench {
@@ -98,7 +99,7 @@ bool name_has_owner(sd_bus* bus) {
     sd_bus_message* raw = nullptr;
     if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                            "org.freedesktop.DBus", "NameHasOwner", error.get(), &raw, "s",
-                           "org.apikeyd1") < 0) {
+                           bus_names::kBusName) < 0) {
         throw std::runtime_error(std::string("NameHasOwner: ") + error.message());
     }
     sdbus::MessagePtr reply(raw);

@@ -3,12 +3,14 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "common/bus_names.hpp"
+
 namespace apikeyd::bench {
 namespace {
 
-constexpr const char* kBusName = "org.apikeyd1";
-constexpr const char* kObjectPath = "/org/apikeyd1";
-constexpr const char* kManager = "org.apikeyd1.Manager";
+using bus_names::kBusName;
+using bus_names::kInterface;
+using bus_names::kObjectPath;
 constexpr const char* kPeer = "org.freedesktop.DBus.Peer";
 
 void check(int r, const char* what) {
@@ -56,7 +58,7 @@ void LoadClient::ping() {
 }
 
 void LoadClient::verify_key(const std::string& key, const char* scope) {
-    auto m = new_call(kManager, "VerifyKey", true);
+    auto m = new_call(kInterface, "VerifyKey", true);
     check(sd_bus_message_append(m.get(), "ss", key.c_str(), scope), "VerifyKey");
     auto reply = call(std::move(m));
     int valid = 0;
@@ -67,13 +69,13 @@ void LoadClient::verify_key(const std::string& key, const char* scope) {
 }
 
 void LoadClient::get_secret(const std::string& id) {
-    auto m = new_call(kManager, "GetSecret", false);
+    auto m = new_call(kInterface, "GetSecret", false);
     check(sd_bus_message_append(m.get(), "s", id.c_str()), "GetSecret");
     call(std::move(m));
 }
 
 IssuedKey LoadClient::create_key(const char* name) {
-    auto m = new_call(kManager, "CreateKey", false);
+    auto m = new_call(kInterface, "CreateKey", false);
     check(sd_bus_message_append(m.get(), "ssasa{sv}", name, "load test key", 2, "read", "write", 0),
           "CreateKey");
     auto reply = call(std::move(m));
@@ -84,7 +86,7 @@ IssuedKey LoadClient::create_key(const char* name) {
 }
 
 std::string LoadClient::import_secret(const char* name, std::span<const uint8_t> secret) {
-    auto m = new_call(kManager, "ImportSecret", true);
+    auto m = new_call(kInterface, "ImportSecret", true);
     check(sd_bus_message_append(m.get(), "ss", name, "load test secret"), "ImportSecret");
     check(sd_bus_message_append_array(m.get(), 'y', secret.data(), secret.size()), "ImportSecret");
     check(sd_bus_message_append(m.get(), "a{sv}", 0), "ImportSecret");

@@ -10,7 +10,6 @@
 #include "daemon/commit_scheduler.hpp"
 #include "daemon/key_service.hpp"
 #include "daemon/keyslots/software_keyslot.hpp"
-#include "tests/support/temp_dir.hpp"
 
 namespace apikeyd {
 namespace {
@@ -31,8 +30,8 @@ void flush_usage_now_and_then(KeyService& service, size_t call, benchmark::State
 }
 
 struct ServiceFixture {
-    test::TempDir dir{"apikeyd-bench"};
-    std::unique_ptr<Store> store = bench::open_store(dir / "apikeyd.db");
+    bench::ScratchDir dir;
+    std::unique_ptr<Store> store = bench::open_store(dir.path() / "apikeyd.db");
     SystemClock clock;
     KeyslotManager keyslots{*store, dir.path(), clock};
     CommitScheduler commits{*store};

@@ -12,7 +12,6 @@
 #include "daemon/crypto.hpp"
 #include "daemon/ids.hpp"
 #include "daemon/store.hpp"
-#include "tests/support/temp_dir.hpp"
 
 namespace apikeyd {
 namespace {
@@ -32,8 +31,8 @@ KeyRecord random_record() {
 }
 
 struct StoreFixture {
-    test::TempDir dir{"apikeyd-bench"};
-    std::unique_ptr<Store> store = bench::open_store(dir / "apikeyd.db");
+    bench::ScratchDir dir;
+    std::unique_ptr<Store> store = bench::open_store(dir.path() / "apikeyd.db");
     std::vector<KeyRecord> records;
 
     void fill(size_t rows) {

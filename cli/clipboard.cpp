@@ -16,10 +16,10 @@
 #include <system_error>
 #include <vector>
 
-#include "cli/fd.hpp"
 #include "cli/output.hpp"
 #include "cli/secret.hpp"
 #include "cli/terminal.hpp"
+#include "common/unique_fd.hpp"
 
 extern char** environ;
 

@@ -8,9 +8,9 @@
 
 #include "cli/command.hpp"
 #include "cli/errors.hpp"
-#include "cli/fd.hpp"
 #include "cli/output.hpp"
 #include "cli/terminal.hpp"
+#include "common/unique_fd.hpp"
 #include "dbus/client.hpp"
 
 namespace apikeyd::cli {

@@ -16,10 +16,10 @@
 #include "cli/command.hpp"
 #include "cli/conceal.hpp"
 #include "cli/errors.hpp"
-#include "cli/fd.hpp"
 #include "cli/output.hpp"
 #include "cli/secret.hpp"
 #include "cli/terminal.hpp"
+#include "common/unique_fd.hpp"
 #include "dbus/client.hpp"
 
 extern char** environ;

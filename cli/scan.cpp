@@ -14,11 +14,11 @@
 
 #include "cli/command.hpp"
 #include "cli/errors.hpp"
-#include "cli/fd.hpp"
 #include "cli/output.hpp"
 #include "cli/secret.hpp"
 #include "cli/terminal.hpp"
 #include "common/key_format.hpp"
+#include "common/unique_fd.hpp"
 #include "dbus/client.hpp"
 
 namespace apikeyd::cli {

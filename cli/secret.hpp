@@ -4,8 +4,6 @@
 // when the buffer grows: a plain std::string would leave copies behind in
 // freed heap blocks.
 
-#include <string.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -16,19 +14,9 @@
 #include <variant>
 #include <vector>
 
+#include "common/secret.hpp"
+
 namespace apikeyd::cli {
-
-// An empty container's data() may be null, which explicit_bzero must not get.
-inline void wipe(void* data, size_t size) {
-    if (size != 0) {
-        explicit_bzero(data, size);
-    }
-}
-
-template <typename Bytes>
-void wipe(Bytes& bytes) {
-    wipe(bytes.data(), bytes.size() * sizeof(typename Bytes::value_type));
-}
 
 // A read(2) buffer wiped however the reading ends: what is read into it may
 // be a secret (a PIN, key text, a child's output before it is concealed).

@@ -23,7 +23,7 @@
 #include <functional>
 #include <vector>
 
-#include "common/c_handle.hpp"
+#include "daemon/event_loop.hpp"
 #include "daemon/result.hpp"
 
 namespace apikeyd {
@@ -60,8 +60,6 @@ class CommitScheduler {
     bool in_batch() const;
 
   private:
-    using EventSourcePtr = CHandle<sd_event_source, sd_event_source_unref>;
-
     void batch_ended(const Result<void>& outcome);
     static int on_commit_due(sd_event_source* source, void* userdata);
     static int on_deadline(sd_event_source* source, uint64_t usec, void* userdata);

@@ -9,25 +9,18 @@
 #include <openssl/rand.h>
 
 #include <limits>
-#include <memory>
+
+#include "common/c_handle.hpp"
 
 namespace apikeyd::crypto {
 namespace {
 
-template <auto Free>
-struct Deleter {
-    template <class T>
-    void operator()(T* handle) const {
-        Free(handle);
-    }
-};
-
-using KdfPtr = std::unique_ptr<EVP_KDF, Deleter<EVP_KDF_free>>;
-using KdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, Deleter<EVP_KDF_CTX_free>>;
-using MacPtr = std::unique_ptr<EVP_MAC, Deleter<EVP_MAC_free>>;
-using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, Deleter<EVP_MAC_CTX_free>>;
-using CipherPtr = std::unique_ptr<EVP_CIPHER, Deleter<EVP_CIPHER_free>>;
-using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, Deleter<EVP_CIPHER_CTX_free>>;
+using KdfPtr = CHandle<EVP_KDF, EVP_KDF_free>;
+using KdfCtxPtr = CHandle<EVP_KDF_CTX, EVP_KDF_CTX_free>;
+using MacPtr = CHandle<EVP_MAC, EVP_MAC_free>;
+using MacCtxPtr = CHandle<EVP_MAC_CTX, EVP_MAC_CTX_free>;
+using CipherPtr = CHandle<EVP_CIPHER, EVP_CIPHER_free>;
+using CipherCtxPtr = CHandle<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>;
 
 // OpenSSL's length arguments are int.
 inline constexpr size_t kMaxChunk = static_cast<size_t>(std::numeric_limits<int>::max());

@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/secret.hpp"
 #include "daemon/result.hpp"
-#include "daemon/secret.hpp"
 
 namespace apikeyd::crypto {
 

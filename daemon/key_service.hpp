@@ -11,12 +11,12 @@
 #include <variant>
 #include <vector>
 
+#include "common/secret.hpp"
 #include "daemon/caller.hpp"
 #include "daemon/clock.hpp"
 #include "daemon/key_record.hpp"
 #include "daemon/rate_limiter.hpp"
 #include "daemon/result.hpp"
-#include "daemon/secret.hpp"
 #include "daemon/usage_recorder.hpp"
 
 namespace apikeyd {

@@ -10,10 +10,10 @@
 #include <string_view>
 #include <vector>
 
+#include "common/secret.hpp"
 #include "daemon/caller.hpp"
 #include "daemon/keyslots/unlock_credentials.hpp"
 #include "daemon/result.hpp"
-#include "daemon/secret.hpp"
 
 namespace apikeyd {
 

@@ -3,8 +3,8 @@
 // distinct labels. Nothing outside this file sees the master key itself
 // once the subkeys exist.
 
+#include "common/secret.hpp"
 #include "daemon/crypto.hpp"
-#include "daemon/secret.hpp"
 
 namespace apikeyd {
 

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <string>
 
-#include "daemon/unique_fd.hpp"
+#include "common/unique_fd.hpp"
 
 namespace apikeyd {
 namespace {

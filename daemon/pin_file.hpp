@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <optional>
 
+#include "common/secret.hpp"
 #include "daemon/result.hpp"
-#include "daemon/secret.hpp"
 
 namespace apikeyd {
 

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "daemon/log.hpp"
-#include "daemon/secret.hpp"
+#include "daemon/secure_heap.hpp"
 
 namespace apikeyd {
 namespace {

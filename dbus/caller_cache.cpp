@@ -9,6 +9,15 @@ namespace {
 constexpr size_t kMaxCachedCallers = 16384;
 }  // namespace
 
+Result<uid_t> trusted_euid(sd_bus_creds* creds) {
+    uid_t euid = 0;
+    if ((sd_bus_creds_get_augmented_mask(creds) & SD_BUS_CREDS_EUID) != 0 ||
+        sd_bus_creds_get_euid(creds, &euid) < 0) {
+        return make_error(ErrorCode::AccessDenied, "The bus could not tell who is calling");
+    }
+    return euid;
+}
+
 Result<std::unique_ptr<CallerCache>> CallerCache::create(sd_bus* bus) {
     std::unique_ptr<CallerCache> cache(new CallerCache());
     sd_bus_slot* slot = nullptr;
@@ -48,24 +57,28 @@ Result<Caller> CallerCache::caller_of(sd_bus_message* m) {
     }
     sd_bus_creds* raw = nullptr;
     // EXE and UNIT come from /proc (SD_BUS_CREDS_AUGMENT), racily: good
-    // enough for a person reading the audit, never used to decide.
+    // enough for a person reading the audit, never used to decide. The EUID
+    // must not: trusted_euid refuses it if the bus did not provide it.
     const int r =
         sd_bus_query_sender_creds(m,
                                   SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID | SD_BUS_CREDS_EXE |
                                       SD_BUS_CREDS_UNIT | SD_BUS_CREDS_AUGMENT,
                                   &raw);
     sdbus::CredsPtr creds(raw);
-    uid_t euid = 0;
-    pid_t pid = 0;
-    if (r < 0 || sd_bus_creds_get_euid(creds.get(), &euid) < 0) {
+    if (r < 0) {
         return make_error(ErrorCode::AccessDenied, "The bus could not tell who is calling");
     }
+    const auto euid = trusted_euid(creds.get());
+    if (!euid) {
+        return euid.error();
+    }
+    pid_t pid = 0;
     // The PID is only for people reading the audit log; it decides nothing.
     (void)sd_bus_creds_get_pid(creds.get(), &pid);
     if (callers_.size() >= kMaxCachedCallers) {
         callers_.clear();
     }
-    Caller caller{static_cast<uint32_t>(euid), static_cast<uint32_t>(pid)};
+    Caller caller{static_cast<uint32_t>(*euid), static_cast<uint32_t>(pid)};
     const char* text = nullptr;
     if (sd_bus_creds_get_exe(creds.get(), &text) >= 0 && text) {
         caller.exe = text;

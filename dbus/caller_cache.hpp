@@ -17,6 +17,11 @@
 
 namespace apikeyd::bus {
 
+// The caller's effective UID from `creds`, only as the bus vouched for it:
+// an EUID that sd-bus had to read from /proc (augmented) is refused, since
+// the process behind a PID can change between the call and the read.
+Result<uid_t> trusted_euid(sd_bus_creds* creds);
+
 class CallerCache {
   public:
     // Subscribes to NameOwnerChanged for names that lose their owner.

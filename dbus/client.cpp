@@ -11,10 +11,15 @@
 #include <utility>
 #include <variant>
 
+#include "common/bus_names.hpp"
 #include "dbus/sdbus.hpp"
 
 namespace apikeyd::client {
 namespace {
+
+using bus_names::kBusName;
+using bus_names::kInterface;
+using bus_names::kObjectPath;
 
 using sdbus::BusPtr;
 using sdbus::MessagePtr;
@@ -348,6 +353,11 @@ struct Client::Impl {
         return 1;
     }
 };
+
+const char* signature_of(const Value& value) {
+    return std::visit([](const auto& v) { return signature_of<std::decay_t<decltype(v)>>(); },
+                      static_cast<const Value::variant&>(value));
+}
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;

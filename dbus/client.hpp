@@ -20,10 +20,6 @@
 
 namespace apikeyd::client {
 
-inline constexpr const char* kBusName = "org.apikeyd1";
-inline constexpr const char* kObjectPath = "/org/apikeyd1";
-inline constexpr const char* kInterface = "org.apikeyd1.Manager";
-
 class BusError : public std::runtime_error {
   public:
     BusError(std::string name, const std::string& message)
@@ -51,6 +47,10 @@ struct Value
                    std::vector<uint8_t>, std::vector<uint32_t>, std::vector<Dict>> {
     using variant::variant;
 };
+
+// The D-Bus signature of the alternative `value` holds: "b", "u", "t", "x",
+// "s", "as", "ay", "au" or "aa{sv}".
+const char* signature_of(const Value& value);
 
 struct CreatedKey {
     std::string id;

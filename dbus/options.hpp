@@ -14,8 +14,8 @@
 #include <variant>
 #include <vector>
 
+#include "common/secret.hpp"
 #include "daemon/result.hpp"
-#include "daemon/secret.hpp"
 
 namespace apikeyd::bus {
 

@@ -1,27 +1,19 @@
 #pragma once
 // Owning handles for sd-bus objects, shared by the daemon and the client.
-// Nothing here knows about apikeyd.
+// Nothing here knows about apikeyd's contract.
 
 #include <systemd/sd-bus.h>
 
-#include <memory>
+#include "common/c_handle.hpp"
 
 namespace apikeyd::sdbus {
 
-template <auto Unref>
-struct Unreffer {
-    template <typename T>
-    void operator()(T* handle) const noexcept {
-        Unref(handle);
-    }
-};
-
 // Flushes before closing so that a reply queued just before shutdown still
 // leaves the process.
-using BusPtr = std::unique_ptr<sd_bus, Unreffer<sd_bus_flush_close_unref>>;
-using MessagePtr = std::unique_ptr<sd_bus_message, Unreffer<sd_bus_message_unref>>;
-using SlotPtr = std::unique_ptr<sd_bus_slot, Unreffer<sd_bus_slot_unref>>;
-using CredsPtr = std::unique_ptr<sd_bus_creds, Unreffer<sd_bus_creds_unref>>;
+using BusPtr = CHandle<sd_bus, sd_bus_flush_close_unref>;
+using MessagePtr = CHandle<sd_bus_message, sd_bus_message_unref>;
+using SlotPtr = CHandle<sd_bus_slot, sd_bus_slot_unref>;
+using CredsPtr = CHandle<sd_bus_creds, sd_bus_creds_unref>;
 
 class Error {
   public:

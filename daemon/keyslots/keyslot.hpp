@@ -11,9 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/secret.hpp"
 #include "daemon/keyslots/unlock_credentials.hpp"
 #include "daemon/result.hpp"
-#include "daemon/secret.hpp"
 
 namespace apikeyd {
 

@@ -15,6 +15,7 @@
 #include <span>
 #include <vector>
 
+#include "common/c_handle.hpp"
 #include "daemon/crypto.hpp"
 
 namespace apikeyd {
@@ -123,19 +124,13 @@ struct ErrorQueueGuard {
 
 // ------------------------------------------------------------------ RAII ---
 
-struct EvpPkeyFree {
-    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
+using EvpPkeyPtr = CHandle<EVP_PKEY, EVP_PKEY_free>;
+using EvpPkeyCtxPtr = CHandle<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
 
-struct EvpPkeyCtxFree {
-    void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
-};
-using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, EvpPkeyCtxFree>;
-
-struct OpensslFree {
-    void operator()(unsigned char* p) const { OPENSSL_free(p); }
-};
+// OPENSSL_free is a macro, which a template argument cannot name.
+void openssl_free(unsigned char* p) {
+    OPENSSL_free(p);
+}
 
 // ------------------------------------------------------------- encoding ---
 
@@ -377,7 +372,7 @@ Result<EvpPkeyPtr> software_public_key(PKCS11_TOKEN* token, PKCS11_KEY* key, EVP
     auto encode = [&der](EVP_PKEY* pkey) {
         unsigned char* raw = nullptr;
         const int size = i2d_PUBKEY(pkey, &raw);
-        std::unique_ptr<unsigned char, OpensslFree> owned(raw);
+        const CHandle<unsigned char, openssl_free> owned(raw);
         if (size > 0) {
             der.assign(raw, raw + size);
         }

@@ -9,7 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
+
+#include "common/c_handle.hpp"
 
 namespace apikeyd {
 namespace {
@@ -316,12 +317,8 @@ void append_encoded(std::string& out, std::string_view bytes, bool keep_slash, b
     }
 }
 
-struct Freer {
-    void operator()(char* p) const { std::free(p); }
-};
-
 std::optional<std::string> real_path(const std::string& path, int& error) {
-    std::unique_ptr<char, Freer> resolved(realpath(path.c_str(), nullptr));
+    const CHandle<char, std::free> resolved(realpath(path.c_str(), nullptr));
     if (!resolved) {
         error = errno;
         return std::nullopt;

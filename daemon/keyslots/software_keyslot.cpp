@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/unique_fd.hpp"
 #include "daemon/crypto.hpp"
-#include "daemon/unique_fd.hpp"
 
 namespace apikeyd {
 namespace {

@@ -16,6 +16,7 @@
 #include <optional>
 #include <span>
 
+#include "common/c_handle.hpp"
 #include "daemon/crypto.hpp"
 
 namespace apikeyd {
@@ -117,22 +118,15 @@ class Failure {
 
 // ------------------------------------------------------------------ RAII ---
 
-struct EsysFree {
-    void operator()(void* p) const { Esys_Free(p); }
-};
 template <class T>
-using EsysPtr = std::unique_ptr<T, EsysFree>;
+using EsysPtr = CHandle<T, Esys_Free>;
 
 // For outputs that carry a secret: ESAPI frees with plain free().
-struct EsysFreeSensitive {
-    void operator()(TPM2B_SENSITIVE_DATA* p) const {
-        if (p != nullptr) {
-            wipe(p, sizeof *p);
-            Esys_Free(p);
-        }
-    }
-};
-using SensitiveDataPtr = std::unique_ptr<TPM2B_SENSITIVE_DATA, EsysFreeSensitive>;
+void wipe_and_esys_free(TPM2B_SENSITIVE_DATA* p) noexcept {
+    wipe(p, sizeof *p);
+    Esys_Free(p);
+}
+using SensitiveDataPtr = CHandle<TPM2B_SENSITIVE_DATA, wipe_and_esys_free>;
 
 // A plain TPM structure that holds a secret while it lives.
 template <class T>

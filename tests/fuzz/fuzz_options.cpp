@@ -25,6 +25,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/bus_names.hpp"
 #include "daemon/validation.hpp"
 #include "dbus/method_options.hpp"
 #include "dbus/options.hpp"
@@ -214,8 +215,8 @@ struct Built {
 // secret option is replaced by as many '#' bytes.
 std::optional<Built> build(Input in, const bus::OptionTable& table, bool mask_secrets) {
     sd_bus_message* raw = nullptr;
-    if (sd_bus_message_new_method_call(message_bus(), &raw, "org.apikeyd1", "/org/apikeyd1",
-                                       "org.apikeyd1.Manager", "Fuzz") < 0) {
+    if (sd_bus_message_new_method_call(message_bus(), &raw, bus_names::kBusName,
+                                       bus_names::kObjectPath, bus_names::kInterface, "Fuzz") < 0) {
         fuzz::fail(kHarness, "cannot make a message");
     }
     sdbus::MessagePtr m(raw);

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "common/c_handle.hpp"
 #include "daemon/crypto.hpp"
 #include "daemon/keyslots/pkcs11_uri.hpp"
 #include "tests/support/softhsm.hpp"
@@ -128,14 +129,8 @@ class Spy {
     ScopedEnv output_;
 };
 
-struct EvpPkeyFree {
-    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
-struct EvpPkeyCtxFree {
-    void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
-};
-using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, EvpPkeyCtxFree>;
+using EvpPkeyPtr = CHandle<EVP_PKEY, EVP_PKEY_free>;
+using EvpPkeyCtxPtr = CHandle<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
 
 // The test's own look at the token through libp11, without logging in.
 // SoftHSM is one instance per process: a probe must be gone before the

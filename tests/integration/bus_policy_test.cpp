@@ -26,6 +26,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/bus_names.hpp"
+#include "dbus/sdbus.hpp"
 #include "tests/support/as_nobody.hpp"
 #include "tests/support/bus_connection.hpp"
 #include "tests/support/fixture.hpp"
@@ -39,8 +41,9 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kName = "org.apikeyd1";
-constexpr const char* kPath = "/org/apikeyd1";
+using bus_names::kBusName;
+using bus_names::kInterface;
+using bus_names::kObjectPath;
 constexpr const char* kDriver = "org.freedesktop.DBus";
 constexpr const char* kDriverPath = "/org/freedesktop/DBus";
 // A std::string, so that failed comparisons with JSON values print it.
@@ -122,13 +125,7 @@ class RawBus {
     }
 
   private:
-    struct BusUnref {
-        void operator()(sd_bus* bus) const { sd_bus_flush_close_unref(bus); }
-    };
-    struct MessageUnref {
-        void operator()(sd_bus_message* m) const { sd_bus_message_unref(m); }
-    };
-    using MessagePtr = std::unique_ptr<sd_bus_message, MessageUnref>;
+    using MessagePtr = sdbus::MessagePtr;
 
     static void check(int r, const char* what) {
         if (r < 0) {
@@ -164,7 +161,7 @@ class RawBus {
         return name;
     }
 
-    std::unique_ptr<sd_bus, BusUnref> bus_;
+    sdbus::BusPtr bus_;
 };
 
 using BusPolicyForOthers = DaemonTest;
@@ -174,9 +171,9 @@ TEST_F(BusPolicyForOthers, NobodyCannotTakeTheNameFromTheRunningDaemon) {
     const auto outcome = run_as_nobody([&] {
         RawBus bus(address);
         return json{
-            {"replace", bus.request_name(kName, kReplaceExisting | kDoNotQueue)},
-            {"replace_or_queue", bus.request_name(kName, kReplaceExisting | kAllowReplacement)},
-            {"queue", bus.request_name(kName, 0)},
+            {"replace", bus.request_name(kBusName, kReplaceExisting | kDoNotQueue)},
+            {"replace_or_queue", bus.request_name(kBusName, kReplaceExisting | kAllowReplacement)},
+            {"queue", bus.request_name(kBusName, 0)},
         };
     });
     ASSERT_TRUE(outcome.ok) << outcome.error;
@@ -184,35 +181,35 @@ TEST_F(BusPolicyForOthers, NobodyCannotTakeTheNameFromTheRunningDaemon) {
         EXPECT_EQ(outcome.value[attempt], kAccessDenied) << attempt << ": " << outcome.value.dump();
     }
     auto observer = BusConnection::connect(address);
-    EXPECT_EQ(observer.name_owner_pid(kName), daemon().pid()) << "the daemon lost its name";
+    EXPECT_EQ(observer.name_owner_pid(kBusName), daemon().pid()) << "the daemon lost its name";
     EXPECT_FALSE(field<bool>(root().get_status(), "locked")) << "the daemon no longer answers";
 }
 
 TEST_F(BusPolicyForOthers, NobodyReachesOnlyTheFourOpenInterfaces) {
     const std::string address = bus().address();
-    const std::string unique = RawBus(address).name_owner(kName);
+    const std::string unique = RawBus(address).name_owner(kBusName);
     ASSERT_EQ(unique.rfind(":", 0), 0u) << unique;
     const auto outcome = run_as_nobody([&] {
         RawBus bus(address);
         json results;
-        for (const std::string& destination : {std::string(kName), unique}) {
-            json& r = results[destination == kName ? "well_known" : "unique"];
+        for (const std::string& destination : {std::string(kBusName), unique}) {
+            json& r = results[destination == kBusName ? "well_known" : "unique"];
             // Open: the daemon answers (or refuses with its own error).
             r["Peer.Ping"] =
-                bus.call(destination.c_str(), kPath, "org.freedesktop.DBus.Peer", "Ping");
+                bus.call(destination.c_str(), kObjectPath, "org.freedesktop.DBus.Peer", "Ping");
             r["Manager.GetStatus"] =
-                bus.call(destination.c_str(), kPath, "org.apikeyd1.Manager", "GetStatus");
+                bus.call(destination.c_str(), kObjectPath, kInterface, "GetStatus");
             r["Properties.GetAll"] =
-                bus.call(destination.c_str(), kPath, "org.freedesktop.DBus.Properties", "GetAll",
-                         {"org.apikeyd1.Manager"});
+                bus.call(destination.c_str(), kObjectPath, "org.freedesktop.DBus.Properties",
+                         "GetAll", {kInterface});
             // Closed: the bus refuses before the daemon sees the call.
             r["Admin.GetStatus"] =
-                bus.call(destination.c_str(), kPath, "org.apikeyd1.Admin", "GetStatus");
+                bus.call(destination.c_str(), kObjectPath, "org.apikeyd1.Admin", "GetStatus");
             r["ObjectManager.GetManagedObjects"] =
-                bus.call(destination.c_str(), kPath, "org.freedesktop.DBus.ObjectManager",
+                bus.call(destination.c_str(), kObjectPath, "org.freedesktop.DBus.ObjectManager",
                          "GetManagedObjects");
             r["no interface GetStatus"] =
-                bus.call(destination.c_str(), kPath, nullptr, "GetStatus");
+                bus.call(destination.c_str(), kObjectPath, nullptr, "GetStatus");
         }
         return results;
     });
@@ -250,7 +247,7 @@ int count_message(sd_bus_message* m, void* userdata, sd_bus_error*) {
     if (type == SD_BUS_MESSAGE_METHOD_CALL) {
         ++seen->method_calls;
     } else if (type == SD_BUS_MESSAGE_SIGNAL &&
-               sd_bus_message_is_signal(m, "org.apikeyd1.Manager", "KeyCreated") > 0) {
+               sd_bus_message_is_signal(m, kInterface, "KeyCreated") > 0) {
         ++seen->key_created;
     }
     return 0;
@@ -300,13 +297,15 @@ TEST_F(BusPolicyForOthers, NobodyCannotOverhearKeysSentToTheDaemon) {
             throw std::runtime_error("sd_bus_add_filter failed");
         }
         // Sent to the bus as they are (sd-bus does not parse eavesdrop=).
-        result["match_eavesdrop"] =
+        result["match_eavesdrop"] = bus.call(
+            kDriver, kDriverPath, kDriver, "AddMatch",
+            {std::string("type='method_call',destination='") + kBusName + "',eavesdrop='true'"});
+        result["match_calls"] =
             bus.call(kDriver, kDriverPath, kDriver, "AddMatch",
-                     {"type='method_call',destination='org.apikeyd1',eavesdrop='true'"});
-        result["match_calls"] = bus.call(kDriver, kDriverPath, kDriver, "AddMatch",
-                                         {"type='method_call',destination='org.apikeyd1'"});
-        result["match_signals"] = bus.call(kDriver, kDriverPath, kDriver, "AddMatch",
-                                           {"type='signal',sender='org.apikeyd1'"});
+                     {std::string("type='method_call',destination='") + kBusName + "'"});
+        result["match_signals"] =
+            bus.call(kDriver, kDriverPath, kDriver, "AddMatch",
+                     {std::string("type='signal',sender='") + kBusName + "'"});
         // Listen until two KeyCreated signals came by (root's VerifyKey calls
         // went on in between), or give up after a while.
         const auto deadline = std::chrono::steady_clock::now() + scaled(std::chrono::seconds(20));
@@ -363,7 +362,7 @@ TEST(BusPolicyDaemonUser, TheDaemonUsersSectionIsWhatGrantsTheName) {
         const std::string address = bus.address();
         const auto outcome = run_as_nobody([&] {
             RawBus connection(address);
-            return json{{"request", connection.request_name(kName, kDoNotQueue)}};
+            return json{{"request", connection.request_name(kBusName, kDoNotQueue)}};
         });
         ASSERT_TRUE(outcome.ok) << outcome.error;
         EXPECT_EQ(outcome.value["request"], daemon_user_is_nobody ? "" : kAccessDenied)

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/bus_names.hpp"
 #include "tests/support/fixture.hpp"
 #include "tests/support/introspection.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -17,7 +18,7 @@
 namespace apikeyd::test {
 namespace {
 
-constexpr const char* kInterface = "org.apikeyd1.Manager";
+using bus_names::kInterface;
 
 // The info dictionary of docs/dbus-api.md.
 const std::map<std::string, std::string> kInfoFieldTypes = {
@@ -35,8 +36,8 @@ std::vector<std::string> type_mismatches(const Dict& dict,
         const auto it = dict.find(name);
         if (it == dict.end()) {
             problems.push_back(name + " missing");
-        } else if (type_code(it->second) != type) {
-            problems.push_back(name + " is " + type_code(it->second) + ", not " + type);
+        } else if (client::signature_of(it->second) != type) {
+            problems.push_back(name + " is " + client::signature_of(it->second) + ", not " + type);
         }
     }
     return problems;

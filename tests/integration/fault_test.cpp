@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/bus_names.hpp"
 #include "tests/support/bus_connection.hpp"
 #include "tests/support/fixture.hpp"
 #include "tests/support/process.hpp"
@@ -40,7 +41,8 @@ using Fault = DaemonTest;
 // Whether the daemon still owns its name on the bus: a daemon that died is
 // a zombie until reaped, and Daemon::running() does not reap.
 bool serves(PrivateBus& bus, Daemon& daemon) {
-    return BusConnection::connect(bus.address()).name_owner_pid("org.apikeyd1") == daemon.pid();
+    return BusConnection::connect(bus.address()).name_owner_pid(bus_names::kBusName) ==
+           daemon.pid();
 }
 
 // ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/bus_names.hpp"
 #include "common/key_format.hpp"
 #include "tests/support/bus_connection.hpp"
 #include "tests/support/fixture.hpp"
@@ -334,7 +335,7 @@ TEST_F(Status, ReportsAnUnlockedDaemonWithItsSoftwareKeyslotAndAWarning) {
 
 TEST_F(Signals, CreateImportAndRevokeAreAnnounced) {
     auto watcher = BusConnection::connect(bus().address());
-    watcher.watch_signals("org.apikeyd1", "org.apikeyd1.Manager");
+    watcher.watch_signals(bus_names::kBusName, bus_names::kInterface);
     const auto created = root().create_key("signalled", "", {}, {});
     EXPECT_TRUE(watcher.wait_for_signal("KeyCreated", created.id, scaled(5s)));
     const auto imported = root().import_secret("signalled", "", bytes_of("x"), {});

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/bus_names.hpp"
 #include "common/key_format.hpp"
 #include "tests/support/bus_connection.hpp"
 #include "tests/support/fixture.hpp"
@@ -34,7 +35,7 @@ using Manage = DaemonTest;
 
 TEST_F(Manage, UpdateAndRotateAnnounceKeyChanged) {
     auto watcher = BusConnection::connect(bus().address());
-    watcher.watch_signals("org.apikeyd1", "org.apikeyd1.Manager");
+    watcher.watch_signals(bus_names::kBusName, bus_names::kInterface);
     const auto key = root().create_key("watched", "", {"read"}, {});
     root().update_key(key.id, {{"name", std::string("renamed")}});
     EXPECT_TRUE(watcher.wait_for_signal("KeyChanged", key.id, scaled(5000ms)));

@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "common/bus_names.hpp"
 #include "tests/support/as_nobody.hpp"
 #include "tests/support/bus_connection.hpp"
 #include "tests/support/fixture.hpp"
@@ -130,7 +131,7 @@ TEST_F(BusPolicy, EveryUserMayCallAndIntrospectTheDaemon) {
     });
     ASSERT_TRUE(outcome.ok) << outcome.error;
     EXPECT_EQ(outcome.value["status"]["locked"], false);
-    EXPECT_NE(outcome.value["introspection"].get<std::string>().find("org.apikeyd1.Manager"),
+    EXPECT_NE(outcome.value["introspection"].get<std::string>().find(bus_names::kInterface),
               std::string::npos);
 }
 
@@ -140,8 +141,8 @@ TEST_F(BusPolicy, NobodyCannotOwnTheDaemonsName) {
     const std::string address = bus().address();
     const auto outcome = run_as_nobody([&] {
         auto connection = BusConnection::connect(address);
-        return json{{"request", connection.request_name("org.apikeyd1")},
-                    {"owned", connection.name_has_owner("org.apikeyd1")}};
+        return json{{"request", connection.request_name(bus_names::kBusName)},
+                    {"owned", connection.name_has_owner(bus_names::kBusName)}};
     });
     ASSERT_TRUE(outcome.ok) << outcome.error;
     EXPECT_EQ(outcome.value["request"], "org.freedesktop.DBus.Error.AccessDenied");

@@ -6,19 +6,15 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "dbus/sdbus.hpp"
+
 namespace apikeyd::test {
 namespace {
 
 constexpr const char* kDriver = "org.freedesktop.DBus";
 constexpr const char* kDriverPath = "/org/freedesktop/DBus";
 
-struct BusUnref {
-    void operator()(sd_bus* bus) const { sd_bus_flush_close_unref(bus); }
-};
-struct MessageUnref {
-    void operator()(sd_bus_message* m) const { sd_bus_message_unref(m); }
-};
-using MessagePtr = std::unique_ptr<sd_bus_message, MessageUnref>;
+using sdbus::MessagePtr;
 
 // An sd_bus_error that frees itself.
 struct Error {
@@ -36,7 +32,7 @@ struct Error {
 }  // namespace
 
 struct BusConnection::Impl {
-    std::unique_ptr<sd_bus, BusUnref> bus;
+    sdbus::BusPtr bus;
     sd_bus_slot* match_slot = nullptr;
     std::vector<ReceivedSignal> signals;
 

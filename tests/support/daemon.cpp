@@ -11,13 +11,14 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "common/bus_names.hpp"
 #include "tests/support/bus_connection.hpp"
 #include "tests/support/timing.hpp"
 
 namespace apikeyd::test {
 namespace {
 
-constexpr const char* kBusName = "org.apikeyd1";
+using bus_names::kBusName;
 
 UniqueFd bind_notify_socket(const std::filesystem::path& path) {
     UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));

@@ -71,13 +71,6 @@ void set_nonblocking(int fd) {
 
 }  // namespace
 
-void UniqueFd::reset(int fd) {
-    if (fd_ >= 0) {
-        close(fd_);
-    }
-    fd_ = fd;
-}
-
 Pipe make_pipe() {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {

@@ -50,33 +50,6 @@ nlohmann::json to_json(const std::vector<Dict>& dicts) {
     return out;
 }
 
-std::string type_code(const Value& value) {
-    return std::visit(
-        [](const auto& v) -> std::string {
-            using T = std::decay_t<decltype(v)>;
-            if constexpr (std::is_same_v<T, bool>) {
-                return "b";
-            } else if constexpr (std::is_same_v<T, uint32_t>) {
-                return "u";
-            } else if constexpr (std::is_same_v<T, uint64_t>) {
-                return "t";
-            } else if constexpr (std::is_same_v<T, int64_t>) {
-                return "x";
-            } else if constexpr (std::is_same_v<T, std::string>) {
-                return "s";
-            } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
-                return "as";
-            } else if constexpr (std::is_same_v<T, std::vector<uint8_t>>) {
-                return "ay";
-            } else if constexpr (std::is_same_v<T, std::vector<uint32_t>>) {
-                return "au";
-            } else {
-                return "aa{sv}";
-            }
-        },
-        static_cast<const Value::variant&>(value));
-}
-
 CaughtError catch_bus_error(const std::function<void()>& call) {
     try {
         call();

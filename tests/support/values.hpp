@@ -38,9 +38,6 @@ T field(const Dict& dict, const std::string& key) {
     throw std::runtime_error("field '" + key + "' has another type in " + to_json(dict).dump());
 }
 
-// The D-Bus type code of what the client decoded: "s", "u", "t", "as", ...
-std::string type_code(const Value& value);
-
 struct CaughtError {
     bool thrown = false;
     std::string name;  // e.g. "org.apikeyd1.Error.NotFound"

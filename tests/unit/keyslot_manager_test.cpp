@@ -24,6 +24,13 @@ UnlockCredentials with_recovery_key(std::string_view key) {
     return UnlockCredentials{SecretBuffer(), SecretBuffer::from_string(key)};
 }
 
+UnlockRequest recovery_unlock(std::string_view key) {
+    UnlockRequest request;
+    request.type = "recovery";
+    request.credentials = with_recovery_key(key);
+    return request;
+}
+
 class KeyslotManagerTest : public ::testing::Test {
   protected:
     void SetUp() override {
@@ -173,8 +180,7 @@ TEST_F(KeyslotManagerTest, OnlyRootManagesKeyslots) {
     EXPECT_EQ(admin.add(kAlice, std::move(request)).error().code, ErrorCode::AccessDenied);
     EXPECT_EQ(admin.remove(kAlice, manager->keyslots()[0].id).error().code,
               ErrorCode::AccessDenied);
-    EXPECT_EQ(admin.unlock(kAlice, {"recovery", with_recovery_key("x")}).error().code,
-              ErrorCode::AccessDenied);
+    EXPECT_EQ(admin.unlock(kAlice, recovery_unlock("x")).error().code, ErrorCode::AccessDenied);
 }
 
 TEST_F(KeyslotManagerTest, AdminRefusesAnEmptyPinRatherThanMakeASlotWithout) {
@@ -197,10 +203,10 @@ TEST_F(KeyslotManagerTest, AdminTellsItsListenerOfEveryUnlockThatWorked) {
     int unlocked = 0;
     admin.on_unlocked([&] { ++unlocked; });
 
-    EXPECT_FALSE(admin.unlock(kRoot, {"recovery", with_recovery_key("x")}));
-    EXPECT_FALSE(admin.unlock(kAlice, {"recovery", with_recovery_key(key)}));
+    EXPECT_FALSE(admin.unlock(kRoot, recovery_unlock("x")));
+    EXPECT_FALSE(admin.unlock(kAlice, recovery_unlock(key)));
     EXPECT_EQ(unlocked, 0);
-    ASSERT_TRUE(admin.unlock(kRoot, {"recovery", with_recovery_key(key)}));
+    ASSERT_TRUE(admin.unlock(kRoot, recovery_unlock(key)));
     EXPECT_EQ(unlocked, 1);
 }
 

@@ -1,4 +1,4 @@
-#include "daemon/secret.hpp"
+#include "common/secret.hpp"
 
 #include <gtest/gtest.h>
 #include <openssl/crypto.h>
@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <type_traits>
 #include <utility>
+
+#include "daemon/secure_heap.hpp"
 
 namespace apikeyd {
 namespace {

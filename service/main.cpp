@@ -15,12 +15,14 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "common/bus_names.hpp"
 #include "daemon/commit_scheduler.hpp"
+#include "daemon/event_loop.hpp"
 #include "daemon/key_service.hpp"
 #include "daemon/keyslot_admin.hpp"
 #include "daemon/keyslot_manager.hpp"
@@ -37,9 +39,6 @@
 
 namespace apikeyd {
 namespace {
-
-using EventPtr = std::unique_ptr<sd_event, sdbus::Unreffer<sd_event_unref>>;
-using EventSourcePtr = std::unique_ptr<sd_event_source, sdbus::Unreffer<sd_event_source_unref>>;
 
 constexpr uint64_t kUsageFlushIntervalUsec = 1'000'000;
 constexpr const char* kDefaultStateDirectory = "/var/lib/apikeyd";
@@ -175,12 +174,32 @@ int on_stop_signal(sd_event_source* source, const signalfd_siginfo*, void*) {
     return sd_event_exit(sd_event_source_get_event(source), 0);
 }
 
+// Called by sd-event: no exception may unwind through its C frames. A flush
+// that fails in any way is logged and tried again on the next tick.
 int on_flush_timer(sd_event_source* source, uint64_t, void* userdata) {
     auto* service = static_cast<KeyService*>(userdata);
-    if (auto ok = service->flush_usage(); !ok) {
-        log::error("Cannot record key usage (will retry): " + ok.error().message);
+    try {
+        if (auto ok = service->flush_usage(); !ok) {
+            log::error("Cannot record key usage (will retry): " + ok.error().message);
+        }
+    } catch (const std::exception& e) {
+        log::error(std::string("Cannot record key usage (will retry): ") + e.what());
+    } catch (...) {
+        log::error("Cannot record key usage (will retry): unknown exception");
     }
     return sd_event_source_set_time_relative(source, kUsageFlushIntervalUsec);
+}
+
+// Each signal gets its own source, so a failure to add one can never leave
+// two owners of the same source.
+Result<EventSourcePtr> watch_stop_signal(sd_event* event, int signal, const char* name) {
+    sd_event_source* raw = nullptr;
+    const int r = sd_event_add_signal(event, &raw, signal, on_stop_signal, nullptr);
+    if (r < 0) {
+        return make_error(ErrorCode::Internal,
+                          std::string("Cannot watch ") + name + ": " + errno_text(r));
+    }
+    return EventSourcePtr(raw);
 }
 
 int serve(const Flags& flags) {
@@ -221,18 +240,20 @@ int serve(const Flags& flags) {
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
     sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
-    sd_event_source* raw_source = nullptr;
-    sd_event_add_signal(event.get(), &raw_source, SIGTERM, on_stop_signal, nullptr);
-    EventSourcePtr sigterm(raw_source);
-    sd_event_add_signal(event.get(), &raw_source, SIGINT, on_stop_signal, nullptr);
-    EventSourcePtr sigint(raw_source);
-    if (!sigterm || !sigint) {
-        log::error("Cannot watch SIGTERM/SIGINT");
+    const auto sigterm = watch_stop_signal(event.get(), SIGTERM, "SIGTERM");
+    if (!sigterm) {
+        log::error(sigterm.error().message);
         return EXIT_FAILURE;
     }
-    int r = sd_event_add_time_relative(event.get(), &raw_source, CLOCK_MONOTONIC,
+    const auto sigint = watch_stop_signal(event.get(), SIGINT, "SIGINT");
+    if (!sigint) {
+        log::error(sigint.error().message);
+        return EXIT_FAILURE;
+    }
+    sd_event_source* raw_timer = nullptr;
+    int r = sd_event_add_time_relative(event.get(), &raw_timer, CLOCK_MONOTONIC,
                                        kUsageFlushIntervalUsec, 0, on_flush_timer, &service);
-    EventSourcePtr flush_timer(raw_source);
+    EventSourcePtr flush_timer(raw_timer);
     if (r < 0 || sd_event_source_set_enabled(flush_timer.get(), SD_EVENT_ON) < 0) {
         log::error("Cannot start the usage flush timer");
         return EXIT_FAILURE;

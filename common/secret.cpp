@@ -1,20 +1,31 @@
-#include "daemon/secret.hpp"
+#include "common/secret.hpp"
 
-#include <openssl/crypto.h>
+#include <string.h>
 
 #include <algorithm>
-#include <bit>
+#include <cstdlib>
 #include <new>
 #include <utility>
 
 namespace apikeyd {
 namespace {
 
-// Smallest block the secure heap hands out; a power of two as OpenSSL
-// requires, and large enough that a 32-byte key takes one block.
-inline constexpr size_t kSecureHeapMinBlock = 32;
+void* allocate_plain(size_t size) {
+    return std::calloc(1, size);
+}
+
+SecretAllocator allocator{allocate_plain, free_plain_secret};
 
 }  // namespace
+
+void install_secret_allocator(SecretAllocator installed) noexcept {
+    allocator = installed;
+}
+
+void free_plain_secret(void* data, size_t size) noexcept {
+    wipe(data, size);
+    std::free(data);
+}
 
 SecretBuffer::SecretBuffer(size_t size) {
     if (size == 0) {
@@ -22,7 +33,7 @@ SecretBuffer::SecretBuffer(size_t size) {
     }
     // Zeroed so that a caller that fills only part of the buffer never exposes
     // what the heap held before.
-    data_ = static_cast<uint8_t*>(OPENSSL_secure_zalloc(size));
+    data_ = static_cast<uint8_t*>(allocator.allocate(size));
     if (data_ == nullptr) {
         throw std::bad_alloc();
     }
@@ -68,31 +79,19 @@ void SecretBuffer::truncate(size_t size) {
 
 void SecretBuffer::release() noexcept {
     if (data_ != nullptr) {
-        // capacity_, not size_: without the secure heap OpenSSL wipes exactly
-        // the length it is given.
-        OPENSSL_secure_clear_free(data_, capacity_);
+        // capacity_, not size_: every byte that was handed out is wiped.
+        allocator.release(data_, capacity_);
     }
     data_ = nullptr;
     size_ = 0;
     capacity_ = 0;
 }
 
+// An empty container's data() may be null, which explicit_bzero must not get.
 void wipe(void* data, size_t size) noexcept {
     if (size != 0) {
-        OPENSSL_cleanse(data, size);
+        explicit_bzero(data, size);
     }
-}
-
-bool init_secure_heap(size_t bytes) {
-    // OpenSSL 3.0 aborts the process, rather than failing, on a size that is
-    // not a power of two.
-    if (!std::has_single_bit(bytes)) {
-        return false;
-    }
-    // 2 means the heap works but a guard page, mlock or MADV_DONTDUMP could
-    // not be applied (say, under a low RLIMIT_MEMLOCK); it still keeps secrets
-    // apart from other data, which beats the ordinary heap.
-    return CRYPTO_secure_malloc_init(bytes, kSecureHeapMinBlock) != 0;
 }
 
 }  // namespace apikeyd

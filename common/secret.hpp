@@ -1,8 +1,10 @@
 #pragma once
-// SecretBuffer: bytes that must not outlive their use. Allocated from
-// OpenSSL's secure heap when it is initialised (locked, guarded, excluded
-// from core dumps), always wiped on release, move-only, and deliberately
-// without any stream operator so it cannot end up in a log line.
+// SecretBuffer: bytes that must not outlive their use. Always wiped on
+// release, move-only, and deliberately without any stream operator so it
+// cannot end up in a log line. Its memory comes from the ordinary heap unless
+// a program installs another allocator: the daemon installs OpenSSL's secure
+// heap (locked, guarded, excluded from core dumps; daemon/secure_heap.hpp),
+// which keeps OpenSSL out of this library and out of apikeyctl.
 
 #include <cstddef>
 #include <cstdint>
@@ -46,12 +48,27 @@ class SecretBuffer {
     size_t capacity_ = 0;
 };
 
+// Where every SecretBuffer made afterwards gets its memory. `allocate`
+// returns `size` zeroed bytes or null; `release` wipes and frees what
+// `allocate` returned, and also what the ordinary heap gave a buffer made
+// before the allocator was installed (free_plain_secret does that part).
+// Installed once, at start, before any other thread runs.
+struct SecretAllocator {
+    void* (*allocate)(size_t size);
+    void (*release)(void* data, size_t size) noexcept;
+};
+void install_secret_allocator(SecretAllocator allocator) noexcept;
+
+// Wipes and frees `size` bytes of the ordinary heap that SecretBuffer took.
+void free_plain_secret(void* data, size_t size) noexcept;
+
 // Wipes memory the compiler may not optimise the wipe away from.
 void wipe(void* data, size_t size) noexcept;
 
-// Enables OpenSSL's secure heap, of `bytes` (a power of two), for every
-// SecretBuffer made afterwards. Returns false when the heap could not be set
-// up (SecretBuffer then falls back to ordinary memory, still wiped on release).
-bool init_secure_heap(size_t bytes);
+// Wipes a container's bytes (a std::string or std::vector that held a secret).
+template <typename Bytes>
+void wipe(Bytes& bytes) noexcept {
+    wipe(bytes.data(), bytes.size() * sizeof(typename Bytes::value_type));
+}
 
 }  // namespace apikeyd
