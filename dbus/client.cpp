@@ -271,10 +271,46 @@ int queue_signal(sd_bus_message* m, void* userdata, sd_bus_error* /*error*/) {
     return 0;
 }
 
+// Which messages of a call carry a secret, so that sd-bus wipes them.
+enum Sensitivity : unsigned { kPlain = 0, kSecretCall = 1, kSecretReply = 2 };
+
+// One argument of a call, by its type: s, t, ay, as or a{sv}.
+void append_argument(sd_bus_message* m, const std::string& text) {
+    check(sd_bus_message_append_basic(m, 's', text.c_str()), "Cannot add text (not UTF-8?)");
+}
+void append_argument(sd_bus_message* m, uint64_t number) {
+    check(sd_bus_message_append_basic(m, 't', &number), "Cannot add a number");
+}
+void append_argument(sd_bus_message* m, const std::vector<uint8_t>& bytes) {
+    check(sd_bus_message_append_array(m, 'y', bytes.data(), bytes.size()), "Cannot add bytes");
+}
+void append_argument(sd_bus_message* m, const std::vector<std::string>& strings) {
+    append_strings(m, strings);
+}
+void append_argument(sd_bus_message* m, const Dict& dict) {
+    append_dict(m, dict);
+}
+
 }  // namespace
 
 struct Client::Impl {
     BusPtr bus;
+
+    // Calls `member` with `args` and returns the reply; the daemon's error
+    // is thrown as a BusError.
+    template <class... Args>
+    MessagePtr invoke(const char* member, unsigned sensitivity, const Args&... args) {
+        auto m = new_call(member);
+        if (sensitivity & kSecretCall) {
+            check(sd_bus_message_sensitive(m.get()), "Cannot protect the call");
+        }
+        (append_argument(m.get(), args), ...);
+        auto reply = call(m);
+        if (sensitivity & kSecretReply) {
+            check(sd_bus_message_sensitive(reply.get()), "Cannot protect the reply");
+        }
+        return reply;
+    }
 
     MessagePtr new_call(const char* member) {
         sd_bus_message* m = nullptr;
@@ -404,13 +440,7 @@ Client Client::connect_address(const std::string& address) {
 
 CreatedKey Client::create_key(const std::string& name, const std::string& description,
                               const std::vector<std::string>& scopes, const Dict& options) {
-    auto m = impl_->new_call("CreateKey");
-    check(sd_bus_message_append(m.get(), "ss", name.c_str(), description.c_str()),
-          "Cannot build CreateKey (name and description must be UTF-8)");
-    append_strings(m.get(), scopes);
-    append_dict(m.get(), options);
-    auto reply = impl_->call(m);
-    check(sd_bus_message_sensitive(reply.get()), "Cannot protect the CreateKey reply");
+    auto reply = impl_->invoke("CreateKey", kSecretReply, name, description, scopes, options);
     CreatedKey created;
     read_string_into(reply.get(), created.id);
     read_string_into(reply.get(), created.key);
@@ -419,44 +449,24 @@ CreatedKey Client::create_key(const std::string& name, const std::string& descri
 
 std::string Client::import_secret(const std::string& name, const std::string& description,
                                   const std::vector<uint8_t>& secret, const Dict& options) {
-    auto m = impl_->new_call("ImportSecret");
-    check(sd_bus_message_sensitive(m.get()), "Cannot protect the ImportSecret call");
-    check(sd_bus_message_append(m.get(), "ss", name.c_str(), description.c_str()),
-          "Cannot build ImportSecret (name and description must be UTF-8)");
-    check(sd_bus_message_append_array(m.get(), 'y', secret.data(), secret.size()),
-          "Cannot build ImportSecret");
-    append_dict(m.get(), options);
-    auto reply = impl_->call(m);
+    auto reply = impl_->invoke("ImportSecret", kSecretCall, name, description, secret, options);
     return read_string(reply.get());
 }
 
 std::vector<Dict> Client::list_keys(const Dict& filter) {
-    auto m = impl_->new_call("ListKeys");
-    append_dict(m.get(), filter);
-    auto reply = impl_->call(m);
-    return read_dicts(reply.get());
+    return read_dicts(impl_->invoke("ListKeys", kPlain, filter).get());
 }
 
 Dict Client::get_key(const std::string& id) {
-    auto m = impl_->new_call("GetKey");
-    check(sd_bus_message_append_basic(m.get(), 's', id.c_str()), "Cannot build GetKey");
-    auto reply = impl_->call(m);
-    return read_top_dict(reply.get());
+    return read_top_dict(impl_->invoke("GetKey", kPlain, id).get());
 }
 
 void Client::revoke_key(const std::string& id, const std::string& reason) {
-    auto m = impl_->new_call("RevokeKey");
-    check(sd_bus_message_append(m.get(), "ss", id.c_str(), reason.c_str()),
-          "Cannot build RevokeKey (the reason must be UTF-8)");
-    impl_->call(m);
+    impl_->invoke("RevokeKey", kPlain, id, reason);
 }
 
 Verification Client::verify_key(const std::string& key, const std::string& scope) {
-    auto m = impl_->new_call("VerifyKey");
-    check(sd_bus_message_sensitive(m.get()), "Cannot protect the VerifyKey call");
-    check(sd_bus_message_append(m.get(), "ss", key.c_str(), scope.c_str()),
-          "Cannot build VerifyKey (key and scope must be UTF-8)");
-    auto reply = impl_->call(m);
+    auto reply = impl_->invoke("VerifyKey", kSecretCall, key, scope);
     Verification v;
     v.valid = read_number<int>(reply.get(), 'b') != 0;
     v.id = read_string(reply.get());
@@ -465,26 +475,15 @@ Verification Client::verify_key(const std::string& key, const std::string& scope
 }
 
 std::vector<uint8_t> Client::get_secret(const std::string& id) {
-    auto m = impl_->new_call("GetSecret");
-    check(sd_bus_message_append_basic(m.get(), 's', id.c_str()), "Cannot build GetSecret");
-    auto reply = impl_->call(m);
-    check(sd_bus_message_sensitive(reply.get()), "Cannot protect the GetSecret reply");
-    return read_fixed_array<uint8_t>(reply.get(), 'y');
+    return read_fixed_array<uint8_t>(impl_->invoke("GetSecret", kSecretReply, id).get(), 'y');
 }
 
 Dict Client::get_status() {
-    auto m = impl_->new_call("GetStatus");
-    auto reply = impl_->call(m);
-    return read_top_dict(reply.get());
+    return read_top_dict(impl_->invoke("GetStatus", kPlain).get());
 }
 
 AddedKeyslot Client::add_keyslot(const std::string& type, const Dict& options) {
-    auto m = impl_->new_call("AddKeyslot");
-    check(sd_bus_message_sensitive(m.get()), "Cannot protect the AddKeyslot call");
-    check(sd_bus_message_append_basic(m.get(), 's', type.c_str()), "Cannot build AddKeyslot");
-    append_dict(m.get(), options);
-    auto reply = impl_->call(m);
-    check(sd_bus_message_sensitive(reply.get()), "Cannot protect the AddKeyslot reply");
+    auto reply = impl_->invoke("AddKeyslot", kSecretCall | kSecretReply, type, options);
     AddedKeyslot added;
     read_string_into(reply.get(), added.id);
     read_string_into(reply.get(), added.recovery_key);
@@ -492,31 +491,19 @@ AddedKeyslot Client::add_keyslot(const std::string& type, const Dict& options) {
 }
 
 void Client::remove_keyslot(const std::string& id) {
-    auto m = impl_->new_call("RemoveKeyslot");
-    check(sd_bus_message_append_basic(m.get(), 's', id.c_str()), "Cannot build RemoveKeyslot");
-    impl_->call(m);
+    impl_->invoke("RemoveKeyslot", kPlain, id);
 }
 
 void Client::unlock(const std::string& type, const Dict& credentials) {
-    auto m = impl_->new_call("Unlock");
-    check(sd_bus_message_sensitive(m.get()), "Cannot protect the Unlock call");
-    check(sd_bus_message_append_basic(m.get(), 's', type.c_str()), "Cannot build Unlock");
-    append_dict(m.get(), credentials);
-    impl_->call(m);
+    impl_->invoke("Unlock", kSecretCall, type, credentials);
 }
 
 void Client::update_key(const std::string& id, const Dict& changes) {
-    auto m = impl_->new_call("UpdateKey");
-    check(sd_bus_message_append_basic(m.get(), 's', id.c_str()), "Cannot build UpdateKey");
-    append_dict(m.get(), changes);
-    impl_->call(m);
+    impl_->invoke("UpdateKey", kPlain, id, changes);
 }
 
 std::string Client::rotate_key(const std::string& id, uint64_t grace_sec) {
-    auto m = impl_->new_call("RotateKey");
-    check(sd_bus_message_append(m.get(), "st", id.c_str(), grace_sec), "Cannot build RotateKey");
-    auto reply = impl_->call(m);
-    check(sd_bus_message_sensitive(reply.get()), "Cannot protect the RotateKey reply");
+    auto reply = impl_->invoke("RotateKey", kSecretReply, id, grace_sec);
     std::string key;
     read_string_into(reply.get(), key);
     return key;
@@ -524,38 +511,21 @@ std::string Client::rotate_key(const std::string& id, uint64_t grace_sec) {
 
 std::vector<uint8_t> Client::sign(const std::string& id, const std::string& algorithm,
                                   const std::vector<uint8_t>& data) {
-    auto m = impl_->new_call("Sign");
     // The data may be as private as the secret: a request body, a token.
-    check(sd_bus_message_sensitive(m.get()), "Cannot protect the Sign call");
-    check(sd_bus_message_append(m.get(), "ss", id.c_str(), algorithm.c_str()),
-          "Cannot build Sign (the algorithm must be UTF-8)");
-    check(sd_bus_message_append_array(m.get(), 'y', data.data(), data.size()), "Cannot build Sign");
-    auto reply = impl_->call(m);
+    auto reply = impl_->invoke("Sign", kSecretCall, id, algorithm, data);
     return read_fixed_array<uint8_t>(reply.get(), 'y');
 }
 
 std::vector<Dict> Client::get_usage(const std::string& id, const Dict& options) {
-    auto m = impl_->new_call("GetUsage");
-    check(sd_bus_message_append_basic(m.get(), 's', id.c_str()), "Cannot build GetUsage");
-    append_dict(m.get(), options);
-    auto reply = impl_->call(m);
-    return read_dicts(reply.get());
+    return read_dicts(impl_->invoke("GetUsage", kPlain, id, options).get());
 }
 
 std::vector<Dict> Client::get_usage_by_day(const std::string& id, const Dict& options) {
-    auto m = impl_->new_call("GetUsageByDay");
-    check(sd_bus_message_append_basic(m.get(), 's', id.c_str()), "Cannot build GetUsageByDay");
-    append_dict(m.get(), options);
-    auto reply = impl_->call(m);
-    return read_dicts(reply.get());
+    return read_dicts(impl_->invoke("GetUsageByDay", kPlain, id, options).get());
 }
 
 Identification Client::identify_key(const std::string& key) {
-    auto m = impl_->new_call("IdentifyKey");
-    check(sd_bus_message_sensitive(m.get()), "Cannot protect the IdentifyKey call");
-    check(sd_bus_message_append_basic(m.get(), 's', key.c_str()),
-          "Cannot build IdentifyKey (the key must be UTF-8)");
-    auto reply = impl_->call(m);
+    auto reply = impl_->invoke("IdentifyKey", kSecretCall, key);
     Identification identified;
     identified.known = read_number<int>(reply.get(), 'b') != 0;
     identified.id = read_string(reply.get());
