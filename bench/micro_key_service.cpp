@@ -9,6 +9,7 @@
 #include "bench/micro_support.hpp"
 #include "daemon/commit_scheduler.hpp"
 #include "daemon/key_service.hpp"
+#include "daemon/keyslot_manager.hpp"
 #include "daemon/keyslots/software_keyslot.hpp"
 
 namespace apikeyd {

@@ -15,6 +15,7 @@
 
 #include "daemon/commit_scheduler.hpp"
 #include "daemon/key_service.hpp"
+#include "daemon/keyslot_manager.hpp"
 #include "daemon/keyslots/software_keyslot.hpp"
 
 namespace apikeyd {
