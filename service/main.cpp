@@ -190,6 +190,18 @@ int on_flush_timer(sd_event_source* source, uint64_t, void* userdata) {
     return sd_event_source_set_time_relative(source, kUsageFlushIntervalUsec);
 }
 
+// dbus-daemon closes our connection when it stops, or when a message of
+// ours breaks its limits (a reply over its max_message_size): no caller can
+// reach apikeyd any more. A failure exit lets Restart=on-failure bring it
+// back; a clean one would leave the service down.
+int on_bus_lost(sd_bus_message*, void* event, sd_bus_error*) {
+    log::error(
+        "Lost the connection to the system bus (it stopped, or closed the connection over a "
+        "message of ours it would not carry); exiting with a failure so that the service "
+        "manager starts apikeyd again");
+    return sd_event_exit(static_cast<sd_event*>(event), EXIT_FAILURE);
+}
+
 // Each signal gets its own source, so a failure to add one can never leave
 // two owners of the same source.
 Result<EventSourcePtr> watch_stop_signal(sd_event* event, int signal, const char* name) {
@@ -270,9 +282,17 @@ int serve(const Flags& flags) {
         return EXIT_FAILURE;
     }
     sdbus::BusPtr bus(raw_bus);
-    sd_bus_set_exit_on_disconnect(bus.get(), true);
     if (r = sd_bus_attach_event(bus.get(), event.get(), SD_EVENT_PRIORITY_NORMAL); r < 0) {
         log::error("Cannot attach the bus to the event loop: " + errno_text(r));
+        return EXIT_FAILURE;
+    }
+    // sd-bus's own Disconnected message, synthesized locally: no AddMatch.
+    sd_bus_slot* raw_slot = nullptr;
+    r = sd_bus_match_signal(bus.get(), &raw_slot, "org.freedesktop.DBus.Local", nullptr,
+                            "org.freedesktop.DBus.Local", "Disconnected", on_bus_lost, event.get());
+    const sdbus::SlotPtr bus_lost(raw_slot);
+    if (r < 0) {
+        log::error("Cannot watch the bus connection: " + errno_text(r));
         return EXIT_FAILURE;
     }
     auto manager = bus::ManagerObject::create(bus.get(), {service, keyslot_admin, commits});
@@ -304,7 +324,8 @@ int serve(const Flags& flags) {
         log::error("The event loop failed: " + errno_text(r));
         return EXIT_FAILURE;
     }
-    return EXIT_SUCCESS;
+    // The loop's exit code: 0 from a stop signal, EXIT_FAILURE without a bus.
+    return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 }  // namespace

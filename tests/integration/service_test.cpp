@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 
@@ -37,6 +38,19 @@ TEST_F(Service, NotifiesReadyAndStoppingAndExitsCleanlyOnSigterm) {
     EXPECT_EQ(daemon().stop(), 0) << daemon().log();
     EXPECT_TRUE(contains(daemon().notifications(), "STOPPING=1"))
         << testing::PrintToString(daemon().notifications());
+}
+
+// A daemon that exited cleanly without its bus would stay down: systemd's
+// Restart=on-failure only restarts a failure.
+TEST(ServiceBus, ExitsWithAFailureAndSaysWhyWhenItLosesTheBus) {
+    PrivateBus bus;
+    Daemon daemon(bus);
+    bus.kill9();
+    const auto exit_code = daemon.wait_for_exit(scaled(std::chrono::seconds(10)));
+    ASSERT_TRUE(exit_code) << "apikeyd kept running without its bus; its log:\n" << daemon.log();
+    EXPECT_NE(*exit_code, 0) << daemon.log();
+    EXPECT_NE(daemon.log().find("<3>Lost the connection to the system bus"), std::string::npos)
+        << daemon.log();
 }
 
 TEST_F(Service, LogLinesCarrySyslogPriorities) {

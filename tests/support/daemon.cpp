@@ -117,6 +117,14 @@ void Daemon::wait_until_gone_from_bus() {
     }
 }
 
+std::optional<int> Daemon::wait_for_exit(std::chrono::milliseconds timeout) {
+    const auto status = process_.wait(timeout);
+    if (!status) {
+        return std::nullopt;
+    }
+    return exit_code_of(*status);
+}
+
 std::string Daemon::log() const {
     return read_file(log_path_);
 }

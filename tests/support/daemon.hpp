@@ -5,7 +5,9 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +49,9 @@ class Daemon {
     int stop();
     // SIGKILL, as a crash or power loss would end it.
     void kill9();
+    // Waits up to `timeout` for the daemon to end by itself; its exit code
+    // (as exit_code_of) then, nullopt while it runs.
+    std::optional<int> wait_for_exit(std::chrono::milliseconds timeout);
     void restart() {
         stop();
         start();

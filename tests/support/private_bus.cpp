@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 
@@ -120,6 +121,10 @@ PrivateBus::~PrivateBus() {
     if (process_.running()) {
         process_.stop(SIGTERM, std::chrono::seconds(5));
     }
+}
+
+void PrivateBus::kill9() {
+    process_.stop(SIGKILL, std::chrono::seconds(5));
 }
 
 std::string PrivateBus::log() const {

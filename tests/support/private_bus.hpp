@@ -29,6 +29,8 @@ class PrivateBus {
     const std::string& address() const { return address_; }
     const std::filesystem::path& dir() const { return dir_.path(); }
     pid_t pid() const { return process_.pid(); }
+    // SIGKILL, as a crash of the bus would end it: every connection drops.
+    void kill9();
     // dbus-daemon's stderr (policy warnings and the like).
     std::string log() const;
 
