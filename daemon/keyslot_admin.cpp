@@ -172,8 +172,15 @@ Result<void> KeyslotAdmin::remove(const Caller& caller, std::string_view id) {
 }
 
 Result<void> KeyslotAdmin::unlock(const Caller& caller, const UnlockRequest& request) {
-    if (auto ok = unlock_with(caller, request); !ok) {
-        log::warning("Unlock with a " + request.type + " keyslot refused: " + ok.error().message);
+    // Nothing a caller wrote reaches the log before the caller is known to
+    // be root, and then only quoted, escaped and cut.
+    if (auto ok = require_root(caller, "unlock apikeyd"); !ok) {
+        log::warning("Unlock refused: uid " + std::to_string(caller.uid) + " is not root");
+        return ok;
+    }
+    if (auto ok = unlock_with(request); !ok) {
+        log::warning("Unlock with keyslot type " + validation::quote_for_message(request.type) +
+                     " refused: " + ok.error().message);
         return ok;
     }
     log::notice("Unlocked with a " + request.type + " keyslot");
@@ -183,10 +190,7 @@ Result<void> KeyslotAdmin::unlock(const Caller& caller, const UnlockRequest& req
     return {};
 }
 
-Result<void> KeyslotAdmin::unlock_with(const Caller& caller, const UnlockRequest& request) {
-    if (auto ok = require_root(caller, "unlock apikeyd"); !ok) {
-        return ok;
-    }
+Result<void> KeyslotAdmin::unlock_with(const UnlockRequest& request) {
     const std::string_view type = request.type;
     if (type != Tpm2Keyslot::kType && type != Pkcs11Keyslot::kType &&
         type != RecoveryKeyslot::kType) {

@@ -53,7 +53,7 @@ class KeyslotAdmin {
     Result<AddedKeyslot> add_tpm2(AddKeyslotRequest request);
     Result<AddedKeyslot> add_pkcs11(AddKeyslotRequest request);
     Result<AddedKeyslot> add_recovery(const AddKeyslotRequest& request);
-    Result<void> unlock_with(const Caller& caller, const UnlockRequest& request);
+    Result<void> unlock_with(const UnlockRequest& request);
 
     KeyslotManager& keyslots_;
     std::function<void()> on_unlocked_;

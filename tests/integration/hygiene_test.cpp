@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "tests/support/as_nobody.hpp"
 #include "tests/support/fixture.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -171,6 +174,78 @@ TEST_F(Hygiene, ErrorMessagesNeverEchoAKey) {
         EXPECT_FALSE(message.empty());
         EXPECT_EQ(message.find(part), std::string::npos) << message;
     }
+}
+
+// Lines a caller's text could have shaped: anything but one printable line
+// with its own <N> priority prefix, of bounded length.
+std::vector<std::string> malformed_log_lines(const std::string& log, size_t max_length) {
+    std::vector<std::string> bad;
+    std::istringstream lines(log);
+    std::string line;
+    while (std::getline(lines, line)) {
+        const bool prefixed = line.size() >= 3 && line[0] == '<' && line[1] >= '0' &&
+                              line[1] <= '7' && line[2] == '>';
+        const bool printable =
+            std::all_of(line.begin(), line.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+        // A forged record would start a line of its own; quoted inside a
+        // line it is only text.
+        const bool forged = line.find("FORGED") < line.find('\'');
+        if (!prefixed || !printable || forged || line.size() > max_length) {
+            bad.push_back(line.substr(0, 200));
+        }
+    }
+    return bad;
+}
+
+TEST_F(Hygiene, HostileTextNeverShapesALogLine) {
+    const std::string forged = "recovery\n<0>FORGED LINE uid=0 result=ok\x1b[2J";
+    const std::string huge = std::string(1 << 20, 'A') + "\n<0>FORGED";
+    const auto own = root().create_key("own", "", {"read"}, {});
+    const std::string log_before = daemon().log();
+    const size_t lines_before = std::count(log_before.begin(), log_before.end(), '\n');
+    size_t calls = 0;
+    const auto refused = [&](const std::function<void()>& call) {
+        ++calls;
+        catch_bus_error(call);
+    };
+    for (const std::string& text : {forged, huge}) {
+        refused([&] { root().unlock(text, {}); });
+        refused([&] { root().unlock("recovery", {{"keyslot", text}}); });
+        refused([&] { root().add_keyslot(text, {}); });
+        refused([&] { root().remove_keyslot(text); });
+        refused([&] { root().get_key(text); });
+        refused([&] { root().revoke_key(text, text); });
+        refused([&] { root().update_key(text, {{"name", text}}); });
+        refused([&] { root().rotate_key(text, 0); });
+        refused([&] { root().create_key(text, text, {text}, {}); });
+        refused([&] { root().import_secret(text, text, {1}, {}); });
+        refused([&] { root().get_secret(text); });
+        refused([&] { root().sign(text, text, {}); });
+        refused([&] { root().sign(own.id, text, {}); });
+        refused([&] { root().get_usage(text, {}); });
+        refused([&] { root().list_keys(state_filter(text)); });
+        refused([&] { root().verify_key(text, text); });
+        refused([&] { root().verify_key(own.key, text); });
+        refused([&] { root().identify_key(text); });
+    }
+    const std::string address = bus().address();
+    const auto outcome = run_as_nobody([&] {
+        auto client = client::Client::connect_address(address);
+        for (const std::string& text : {forged, huge}) {
+            catch_bus_error([&] { client.unlock(text, {}); });
+            catch_bus_error([&] { client.add_keyslot(text, {}); });
+        }
+        return nlohmann::json();
+    });
+    ASSERT_TRUE(outcome.ok) << outcome.error;
+    calls += 4;
+    daemon().stop();
+
+    const std::string log = daemon().log();
+    const size_t lines_after = std::count(log.begin(), log.end(), '\n');
+    EXPECT_LE(lines_after - lines_before, calls + 2) << "more than one line per call (and the two "
+                                                        "of stopping)";
+    EXPECT_EQ(malformed_log_lines(log, 512), std::vector<std::string>{});
 }
 
 TEST_F(Hygiene, StateFilesAreTheOwnersAlone) {
