@@ -2,6 +2,7 @@
 // Who is calling, as the bus layer learnt it from the bus (never from what
 // the caller says). uid decides; the rest is for people reading the audit.
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,6 +26,13 @@ class SharedText {
   private:
     std::shared_ptr<const std::string> text_;
 };
+
+// The longest executable path or unit name kept for the audit. The caller
+// chooses its own path (one of 3,800 bytes works), and every event it
+// causes stores it: a longer one keeps its last bytes behind "...".
+inline constexpr size_t kMaxCallerTextBytes = 256;
+// `text` cut as above, at a UTF-8 character's start.
+SharedText caller_text(std::string_view text);
 
 struct Caller {
     uint32_t uid = 0;

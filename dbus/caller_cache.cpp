@@ -81,10 +81,10 @@ Result<Caller> CallerCache::caller_of(sd_bus_message* m) {
     Caller caller{static_cast<uint32_t>(*euid), static_cast<uint32_t>(pid)};
     const char* text = nullptr;
     if (sd_bus_creds_get_exe(creds.get(), &text) >= 0 && text) {
-        caller.exe = text;
+        caller.exe = caller_text(text);
     }
     if (sd_bus_creds_get_unit(creds.get(), &text) >= 0 && text) {
-        caller.unit = text;
+        caller.unit = caller_text(text);
     }
     callers_.emplace(sender, caller);
     return caller;
