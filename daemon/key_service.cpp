@@ -127,7 +127,8 @@ KeyService::KeyService(Store& store, KeyslotManager& keyslots, const Clock& cloc
       commits_(commits),
       verify_failures_(clock),
       key_limits_(clock),
-      usage_(store) {}
+      usage_(store),
+      refusal_lines_(clock) {}
 
 Result<const MasterKey*> KeyService::unlocked() const {
     if (const MasterKey* key = keyslots_.master_key()) {
@@ -224,7 +225,10 @@ void KeyService::record_audit(const Caller& caller, const std::string& id, std::
             " pid=" + std::to_string(caller.pid) + " result=" + std::string(result);
         if (result == "ok") {
             log::notice(line);
-        } else {
+        } else if (auto verdict = refusal_lines_.allow(caller.uid); verdict.log) {
+            if (verdict.summary) {
+                log::warning(*verdict.summary);
+            }
             log::warning(line);
         }
     }
@@ -933,6 +937,9 @@ Result<void> KeyService::flush_usage() {
     // The open batch's changes first: their events join what is flushed, and
     // the recorder's pending events must not grow while it writes them.
     (void)commits_.commit_now();
+    for (const auto& summary : refusal_lines_.take_summaries()) {
+        log::warning(summary);
+    }
     return usage_.flush(clock_.now_usec());
 }
 

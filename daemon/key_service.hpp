@@ -15,6 +15,7 @@
 #include "daemon/caller.hpp"
 #include "daemon/clock.hpp"
 #include "daemon/key_record.hpp"
+#include "daemon/log_throttle.hpp"
 #include "daemon/rate_limiter.hpp"
 #include "daemon/result.hpp"
 #include "daemon/usage_recorder.hpp"
@@ -251,6 +252,7 @@ class KeyService {
     FailureRateLimiter verify_failures_;
     KeyRateLimiter key_limits_;
     UsageRecorder usage_;
+    LogThrottle refusal_lines_;
     // Keys per owner, counted in the store once and then kept by this
     // service, the store's only writer of keys: counting them in SQLite on
     // every create costs milliseconds once a user owns tens of thousands.

@@ -13,6 +13,7 @@
 #include "common/secret.hpp"
 #include "daemon/caller.hpp"
 #include "daemon/keyslots/unlock_credentials.hpp"
+#include "daemon/log_throttle.hpp"
 #include "daemon/result.hpp"
 
 namespace apikeyd {
@@ -40,7 +41,7 @@ struct UnlockRequest {
 
 class KeyslotAdmin {
   public:
-    explicit KeyslotAdmin(KeyslotManager& keyslots) : keyslots_(keyslots) {}
+    explicit KeyslotAdmin(KeyslotManager& keyslots);
 
     Result<AddedKeyslot> add(const Caller& caller, AddKeyslotRequest request);
     Result<void> remove(const Caller& caller, std::string_view id);
@@ -55,7 +56,11 @@ class KeyslotAdmin {
     Result<AddedKeyslot> add_recovery(const AddKeyslotRequest& request);
     Result<void> unlock_with(const UnlockRequest& request);
 
+    // Refused unlocks are lines a non-root caller can cause at will.
+    void log_refusal(const Caller& caller, const std::string& line);
+
     KeyslotManager& keyslots_;
+    LogThrottle refusal_lines_;
     std::function<void()> on_unlocked_;
 };
 

@@ -45,6 +45,7 @@ class KeyslotManager {
     // again after a restart.
     Result<void> remove(std::string_view id);
 
+    const Clock& clock() const { return clock_; }
     bool locked() const { return !master_key_.has_value(); }
     const MasterKey* master_key() const { return master_key_ ? &*master_key_ : nullptr; }
     const std::string& lock_reason() const { return lock_reason_; }

@@ -248,6 +248,22 @@ TEST_F(Hygiene, HostileTextNeverShapesALogLine) {
     EXPECT_EQ(malformed_log_lines(log, 512), std::vector<std::string>{});
 }
 
+TEST_F(Hygiene, ARefusalLoopWritesABoundedNumberOfLines) {
+    const auto own = root().create_key("own", "", {"read"}, {});
+    for (int i = 0; i < 200; ++i) {
+        EXPECT_FALSE(root().verify_key(own.key, "write").valid);
+    }
+    daemon().stop();
+    std::istringstream lines(daemon().log());
+    std::string line;
+    size_t refusals = 0;
+    while (std::getline(lines, line)) {
+        refusals += line.starts_with("<4>event=verify") ? 1 : 0;
+    }
+    EXPECT_GE(refusals, 1u) << "no refusal logged at all: the check would prove nothing";
+    EXPECT_LE(refusals, 20u) << "LogThrottle::kLinesPerWindow lines per user and minute";
+}
+
 TEST_F(Hygiene, StateFilesAreTheOwnersAlone) {
     exercise();
     const auto state = daemon().state_dir();

@@ -1,0 +1,57 @@
+#include "daemon/log_throttle.hpp"
+
+namespace apikeyd {
+
+std::string LogThrottle::summary(const std::string& who, uint64_t suppressed) {
+    return std::to_string(suppressed) + " more refusals of " + who + " in the last window of " +
+           std::to_string(kWindowUsec / kUsecPerSec) + " s were not logged";
+}
+
+LogThrottle::Verdict LogThrottle::allow(uint32_t uid) {
+    const uint64_t now = clock_.now_usec();
+    Verdict verdict;
+    auto it = windows_.find(uid);
+    if (it == windows_.end()) {
+        if (windows_.size() >= kMaxUids) {
+            ++untracked_suppressed_;
+            return verdict;
+        }
+        it = windows_.emplace(uid, Window{now}).first;
+    }
+    Window& window = it->second;
+    if (now - window.start_usec >= kWindowUsec) {
+        if (window.suppressed != 0) {
+            verdict.summary = summary("uid " + std::to_string(uid), window.suppressed);
+        }
+        window = Window{now};
+    }
+    if (window.lines < kLinesPerWindow) {
+        ++window.lines;
+        verdict.log = true;
+    } else {
+        ++window.suppressed;
+    }
+    return verdict;
+}
+
+std::vector<std::string> LogThrottle::take_summaries() {
+    const uint64_t now = clock_.now_usec();
+    std::vector<std::string> out;
+    for (auto it = windows_.begin(); it != windows_.end();) {
+        if (now - it->second.start_usec < kWindowUsec) {
+            ++it;
+            continue;
+        }
+        if (it->second.suppressed != 0) {
+            out.push_back(summary("uid " + std::to_string(it->first), it->second.suppressed));
+        }
+        it = windows_.erase(it);
+    }
+    if (untracked_suppressed_ != 0) {
+        out.push_back(summary("other users", untracked_suppressed_));
+        untracked_suppressed_ = 0;
+    }
+    return out;
+}
+
+}  // namespace apikeyd
