@@ -1,5 +1,8 @@
+#include <cstdint>
 #include <iostream>
+#include <iterator>
 #include <memory>
+#include <vector>
 
 #include "cli/command.hpp"
 #include "cli/output.hpp"
@@ -13,10 +16,31 @@ struct ListArgs {
     bool json = false;
 };
 
+// Keys per ListKeys call: the daemon's most, so a store of any size is read
+// in as few replies as it allows.
+constexpr uint32_t kPageSize = 1000;
+
+// Every key the filter lets through, a page at a time, in creation order.
+std::vector<client::Dict> list_all(client::Client& daemon, bool all) {
+    client::Dict filter = {{"state", std::string(all ? "all" : "active")}, {"limit", kPageSize}};
+    std::vector<client::Dict> keys;
+    for (;;) {
+        auto page = daemon.list_keys(filter);
+        const bool full = page.size() == kPageSize;
+        if (full) {
+            filter.insert_or_assign("after", text_field(page.back(), "id"));
+        }
+        keys.insert(keys.end(), std::make_move_iterator(page.begin()),
+                    std::make_move_iterator(page.end()));
+        if (!full) {
+            return keys;
+        }
+    }
+}
+
 int run_list(const ListArgs& args) {
     auto daemon = client::Client::connect_system();
-    const client::Dict filter = {{"state", std::string(args.all ? "all" : "active")}};
-    const std::vector<client::Dict> keys = daemon.list_keys(filter);
+    const std::vector<client::Dict> keys = list_all(daemon, args.all);
 
     if (args.json) {
         auto array = nlohmann::json::array();

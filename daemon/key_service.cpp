@@ -422,28 +422,52 @@ Result<std::string> KeyService::import_secret(const Caller& caller, ImportReques
     return record->id;
 }
 
-Result<std::vector<KeyInfo>> KeyService::list_keys(const Caller& caller, StateFilter filter) {
+Result<std::vector<KeyInfo>> KeyService::list_keys(const Caller& caller, StateFilter filter,
+                                                   const KeyPage& page) {
     if (auto master = unlocked(); !master) {
         return master.error();
     }
-    auto records =
-        store_.list_keys(caller.is_root() ? std::nullopt : std::optional<uint32_t>(caller.uid));
-    if (!records) {
-        return records.error();
+    const uint32_t count = page.limit.value_or(kMaxKeysListed);
+    if (count == 0 || count > kMaxKeysListed) {
+        return invalid("Invalid filter 'limit': it must be 1-" + std::to_string(kMaxKeysListed));
     }
+    std::optional<Store::KeysAfter> cursor;
+    if (page.after) {
+        auto last = owned_record(caller, *page.after);
+        if (!last) {
+            return last.error().code == ErrorCode::Internal
+                       ? last.error()
+                       : invalid("Invalid filter 'after' " +
+                                 validation::quote_for_message(*page.after) +
+                                 ": it is not the id of one of your keys");
+        }
+        cursor = Store::KeysAfter{last->created_usec, last->id};
+    }
+    const auto owner = caller.is_root() ? std::nullopt : std::optional<uint32_t>(caller.uid);
     const uint64_t now = clock_.now_usec();
     std::vector<KeyInfo> out;
-    for (const auto& record : *records) {
-        // A tampered record is left out (and logged) rather than shown with
-        // fields nobody can vouch for.
-        if (!check_record_integrity(record)) {
-            continue;
+    // Read `count` rows at a time until the page is full: the state filter
+    // may leave out any number of them.
+    for (;;) {
+        auto records = store_.list_keys(owner, cursor, count);
+        if (!records) {
+            return records.error();
         }
-        if (matches(filter, state_of(record, now))) {
-            out.push_back(describe(record, now));
+        for (const auto& record : *records) {
+            cursor = Store::KeysAfter{record.created_usec, record.id};
+            // A tampered record is left out (and logged) rather than shown
+            // with fields nobody can vouch for.
+            if (check_record_integrity(record) && matches(filter, state_of(record, now))) {
+                out.push_back(describe(record, now));
+                if (out.size() == count) {
+                    return out;
+                }
+            }
+        }
+        if (records->size() < count) {
+            return out;
         }
     }
-    return out;
 }
 
 Result<KeyInfo> KeyService::get_key(const Caller& caller, std::string_view id) {

@@ -93,6 +93,13 @@ struct ImportRequest {
 };
 
 enum class StateFilter { Active, Revoked, Expired, All };
+
+// ListKeys a page at a time, in creation order: `after` is the id of the
+// last key of the previous page.
+struct KeyPage {
+    std::optional<std::string> after;
+    std::optional<uint32_t> limit;  // absent = KeyService::kMaxKeysListed
+};
 // ListKeys' filter 'state': "active" (also when absent), "revoked",
 // "expired" or "all".
 Result<StateFilter> parse_state_filter(std::optional<std::string_view> state);
@@ -152,6 +159,10 @@ class KeyService {
     static constexpr size_t kMaxSignedData = 16 * 1024 * 1024;
     static constexpr size_t kMaxEventsListed = UsageRecorder::kEventsKeptPerKey;
     static constexpr uint32_t kMaxDaysListed = UsageRecorder::kDaysKept;
+    // Keys in one ListKeys reply, at most and by default: at the limits of
+    // a key's fields (about 9 KB of info each) a page stays under 9 MiB,
+    // well below the bus's 32 MiB message limit.
+    static constexpr uint32_t kMaxKeysListed = 1000;
 
     // GetUsage and GetUsageByDay without a 'limit' or 'days'.
     static constexpr uint32_t kDefaultEventsListed = 100;
@@ -165,7 +176,8 @@ class KeyService {
 
     Result<CreatedKey> create_key(const Caller& caller, const CreateKeyRequest& request);
     Result<std::string> import_secret(const Caller& caller, ImportRequest request);
-    Result<std::vector<KeyInfo>> list_keys(const Caller& caller, StateFilter filter);
+    Result<std::vector<KeyInfo>> list_keys(const Caller& caller, StateFilter filter,
+                                           const KeyPage& page = {});
     Result<KeyInfo> get_key(const Caller& caller, std::string_view id);
     Result<void> revoke_key(const Caller& caller, std::string_view id, std::string_view reason);
     Result<Verification> verify_key(const Caller& caller, std::string_view key_text,

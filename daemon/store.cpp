@@ -614,11 +614,17 @@ Result<std::optional<KeyRecord>> Store::find_key_by_previous_lookup(
     return failure("Cannot look up key");
 }
 
-Result<std::vector<KeyRecord>> Store::list_keys(std::optional<uint32_t> owner) {
-    static const std::string all =
-        std::string("SELECT ") + kKeyColumns + " FROM keys ORDER BY created_usec, id";
-    static const std::string mine = std::string("SELECT ") + kKeyColumns +
-                                    " FROM keys WHERE owner_uid=? ORDER BY created_usec, id";
+Result<std::vector<KeyRecord>> Store::list_keys(std::optional<uint32_t> owner,
+                                                const std::optional<KeysAfter>& after,
+                                                size_t limit) {
+    // Without `after`, the cursor (-1, '') comes before every key.
+    static const std::string all = std::string("SELECT ") + kKeyColumns +
+                                   " FROM keys WHERE (created_usec, id) > (?2, ?3)"
+                                   " ORDER BY created_usec, id LIMIT ?4";
+    static const std::string mine =
+        std::string("SELECT ") + kKeyColumns +
+        " FROM keys WHERE owner_uid=?1 AND (created_usec, id) > (?2, ?3)"
+        " ORDER BY created_usec, id LIMIT ?4";
     auto s = cached(owner ? mine.c_str() : all.c_str());
     if (!s) {
         return s.error();
@@ -627,6 +633,12 @@ Result<std::vector<KeyRecord>> Store::list_keys(std::optional<uint32_t> owner) {
     if (owner) {
         sqlite3_bind_int64(*s, 1, *owner);
     }
+    sqlite3_bind_int64(*s, 2, after ? static_cast<sqlite3_int64>(after->created_usec) : -1);
+    const std::string after_id = after ? after->id : "";
+    sqlite3_bind_text(*s, 3, after_id.c_str(), static_cast<int>(after_id.size()), SQLITE_STATIC);
+    // LIMIT -1: none.
+    sqlite3_bind_int64(
+        *s, 4, limit >= static_cast<size_t>(INT64_MAX) ? -1 : static_cast<sqlite3_int64>(limit));
     std::vector<KeyRecord> out;
     int rc = SQLITE_ROW;
     while ((rc = sqlite3_step(*s)) == SQLITE_ROW) {

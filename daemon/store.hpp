@@ -77,8 +77,16 @@ class Store {
     Result<std::optional<KeyRecord>> find_key_by_lookup(std::span<const uint8_t> lookup);
     // The key whose text before its latest rotation has this lookup.
     Result<std::optional<KeyRecord>> find_key_by_previous_lookup(std::span<const uint8_t> lookup);
-    // All keys, or those of one owner, ordered by creation time.
-    Result<std::vector<KeyRecord>> list_keys(std::optional<uint32_t> owner);
+    // Where a page of keys starts: after this key in (created_usec, id) order.
+    struct KeysAfter {
+        uint64_t created_usec = 0;
+        std::string id;
+    };
+    // All keys, or those of one owner, ordered by creation time then id;
+    // only those after `after`, and at most `limit` of them.
+    Result<std::vector<KeyRecord>> list_keys(std::optional<uint32_t> owner,
+                                             const std::optional<KeysAfter>& after = std::nullopt,
+                                             size_t limit = SIZE_MAX);
     Result<uint64_t> count_keys(std::optional<uint32_t> owner);
 
     struct UsageDelta {

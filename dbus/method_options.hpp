@@ -11,7 +11,7 @@ namespace specs {
 inline constexpr OptionSpec kCreate[] = {
     {"expires_in_sec", "t"}, {"max_uses", "t"}, {"rate_limit_per_min", "u"}, {"prefix", "s"}};
 inline constexpr OptionSpec kImport[] = {{"expires_in_sec", "t"}};
-inline constexpr OptionSpec kListFilter[] = {{"state", "s"}};
+inline constexpr OptionSpec kListFilter[] = {{"state", "s"}, {"limit", "u"}, {"after", "s"}};
 inline constexpr OptionSpec kChanges[] = {{"name", "s"},
                                           {"description", "s"},
                                           {"scopes", "as"},

@@ -70,7 +70,10 @@ Result<std::vector<KeyInfo>> list_keys(Core& core, const Caller& caller,
     if (!state) {
         return state.error();
     }
-    return core.keys.list_keys(caller, *state);
+    KeyPage page;
+    filter.fill(page.after, "after");
+    filter.fill(page.limit, "limit");
+    return core.keys.list_keys(caller, *state, page);
 }
 
 Result<KeyInfo> get_key(Core& core, const Caller& caller, std::string_view id) {

@@ -125,6 +125,7 @@ constexpr OptionName kOptionNames[] = {
     {"days", "u"},
     {"uri", "s"},
     {"keyslot", "s"},
+    {"after", "s"},
 };
 
 constexpr std::string_view kWords[] = {

@@ -85,6 +85,7 @@ constexpr std::string_view kNames[] = {
     "keyslot",
     "as",
     "days",
+    "after",
 };
 
 using Value = std::variant<std::monostate, std::string, uint64_t, uint32_t, bool,

@@ -101,6 +101,22 @@ TEST_F(Cli, ListShowsActiveKeysAndAllWithAll) {
     EXPECT_NE(cli({"list", "--all"}).out.find(gone.id), std::string::npos);
 }
 
+TEST_F(Cli, ListReadsEveryPageOfAStoreLargerThanOneReply) {
+    std::vector<std::string> made;
+    for (int i = 0; i < 1005; ++i) {
+        made.push_back(root().create_key("key-" + std::to_string(i), "", {}, {}).id);
+    }
+    EXPECT_EQ(root().list_keys({}).size(), 1000u) << "one ListKeys reply holds at most 1000";
+
+    const auto listed = cli_json({"list", "--json"});
+    ASSERT_TRUE(listed.is_array()) << listed.dump().substr(0, 500);
+    std::vector<std::string> ids;
+    for (const auto& key : listed) {
+        ids.push_back(key["id"]);
+    }
+    EXPECT_EQ(ids, made) << "every key once, in creation order";
+}
+
 TEST_F(Cli, ShowPrintsOneKey) {
     const auto key = root().create_key("shown", "described", {"read"}, {});
     const auto r = cli({"show", key.id});

@@ -77,6 +77,62 @@ TEST_F(KeyServiceTest, ExpiresKeysAtTheirTime) {
     EXPECT_EQ(service->list_keys(kAlice, StateFilter::Expired)->size(), 1u);
 }
 
+// The ids of a ListKeys page.
+std::vector<std::string> ids_of(const Result<std::vector<KeyInfo>>& page) {
+    EXPECT_TRUE(page) << page.error().message;
+    std::vector<std::string> ids;
+    for (const auto& info : page ? *page : std::vector<KeyInfo>{}) {
+        ids.push_back(info.id);
+    }
+    return ids;
+}
+
+TEST_F(KeyServiceTest, ListsKeysAPageAtATimeInCreationOrder) {
+    std::vector<std::string> made;
+    for (int i = 0; i < 5; ++i) {
+        made.push_back(create(kAlice).id);
+        clock.advance_sec(1);
+    }
+    create(kBob);
+    ASSERT_TRUE(service->revoke_key(kAlice, made[2], ""));
+
+    KeyPage page;
+    page.limit = 2;
+    EXPECT_EQ(ids_of(service->list_keys(kAlice, StateFilter::All, page)),
+              (std::vector<std::string>{made[0], made[1]}));
+    page.after = made[1];
+    EXPECT_EQ(ids_of(service->list_keys(kAlice, StateFilter::All, page)),
+              (std::vector<std::string>{made[2], made[3]}));
+    EXPECT_EQ(ids_of(service->list_keys(kAlice, StateFilter::Active, page)),
+              (std::vector<std::string>{made[3], made[4]}))
+        << "the state filter skips the revoked key and still fills the page";
+    page.after = made[4];
+    EXPECT_TRUE(ids_of(service->list_keys(kAlice, StateFilter::All, page)).empty());
+    EXPECT_EQ(ids_of(service->list_keys(kAlice, StateFilter::All)), made) << "no page given";
+}
+
+TEST_F(KeyServiceTest, RefusesAPageItCannotServe) {
+    const auto bobs = create(kBob).id;
+    KeyPage page;
+    page.limit = 0;
+    EXPECT_EQ(service->list_keys(kAlice, StateFilter::All, page).error().code,
+              ErrorCode::InvalidArgument);
+    page.limit = KeyService::kMaxKeysListed + 1;
+    EXPECT_EQ(service->list_keys(kAlice, StateFilter::All, page).error().code,
+              ErrorCode::InvalidArgument);
+    page.limit.reset();
+    page.after = bobs;
+    const auto others = service->list_keys(kAlice, StateFilter::All, page);
+    ASSERT_FALSE(others);
+    EXPECT_EQ(others.error().code, ErrorCode::InvalidArgument);
+    page.after = "k_doesnotexist";
+    EXPECT_EQ(service->list_keys(kAlice, StateFilter::All, page).error().message,
+              "Invalid filter 'after' 'k_doesnotexist': it is not the id of one of your keys")
+        << "another user's key and no key read the same";
+    EXPECT_EQ(others.error().message,
+              "Invalid filter 'after' '" + bobs + "': it is not the id of one of your keys");
+}
+
 TEST_F(KeyServiceTest, RefusesZeroAndAbsurdExpiries) {
     CreateKeyRequest request;
     request.name = "n";
