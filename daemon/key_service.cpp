@@ -225,11 +225,8 @@ void KeyService::record_audit(const Caller& caller, const std::string& id, std::
             " pid=" + std::to_string(caller.pid) + " result=" + std::string(result);
         if (result == "ok") {
             log::notice(line);
-        } else if (auto verdict = refusal_lines_.allow(caller.uid); verdict.log) {
-            if (verdict.summary) {
-                log::warning(*verdict.summary);
-            }
-            log::warning(line);
+        } else {
+            refusal_lines_.warning(caller.uid, line);
         }
     }
 }
@@ -446,10 +443,11 @@ Result<std::vector<KeyInfo>> KeyService::list_keys(const Caller& caller, StateFi
     const auto owner = caller.is_root() ? std::nullopt : std::optional<uint32_t>(caller.uid);
     const uint64_t now = clock_.now_usec();
     std::vector<KeyInfo> out;
-    // Read `count` rows at a time until the page is full: the state filter
-    // may leave out any number of them.
+    // Read a full page's worth of rows at a time, whatever `limit` says, so
+    // that a small limit and a filter that matches little never cost a
+    // query per key.
     for (;;) {
-        auto records = store_.list_keys(owner, cursor, count);
+        auto records = store_.list_keys(owner, cursor, kMaxKeysListed);
         if (!records) {
             return records.error();
         }
@@ -464,7 +462,7 @@ Result<std::vector<KeyInfo>> KeyService::list_keys(const Caller& caller, StateFi
                 }
             }
         }
-        if (records->size() < count) {
+        if (records->size() < kMaxKeysListed) {
             return out;
         }
     }
@@ -961,9 +959,7 @@ Result<void> KeyService::flush_usage() {
     // The open batch's changes first: their events join what is flushed, and
     // the recorder's pending events must not grow while it writes them.
     (void)commits_.commit_now();
-    for (const auto& summary : refusal_lines_.take_summaries()) {
-        log::warning(summary);
-    }
+    refusal_lines_.write_summaries();
     return usage_.flush(clock_.now_usec());
 }
 

@@ -56,10 +56,8 @@ class KeyslotAdmin {
     Result<AddedKeyslot> add_recovery(const AddKeyslotRequest& request);
     Result<void> unlock_with(const UnlockRequest& request);
 
-    // Refused unlocks are lines a non-root caller can cause at will.
-    void log_refusal(const Caller& caller, const std::string& line);
-
     KeyslotManager& keyslots_;
+    // Refused unlocks are lines a non-root caller can cause at will.
     LogThrottle refusal_lines_;
     std::function<void()> on_unlocked_;
 };

@@ -1,5 +1,7 @@
 #include "daemon/log_throttle.hpp"
 
+#include "daemon/log.hpp"
+
 namespace apikeyd {
 
 std::string LogThrottle::summary(const std::string& who, uint64_t suppressed) {
@@ -32,6 +34,22 @@ LogThrottle::Verdict LogThrottle::allow(uint32_t uid) {
         ++window.suppressed;
     }
     return verdict;
+}
+
+void LogThrottle::warning(uint32_t uid, std::string_view line) {
+    const auto verdict = allow(uid);
+    if (verdict.summary) {
+        log::warning(*verdict.summary);
+    }
+    if (verdict.log) {
+        log::warning(line);
+    }
+}
+
+void LogThrottle::write_summaries() {
+    for (const auto& summary : take_summaries()) {
+        log::warning(summary);
+    }
 }
 
 std::vector<std::string> LogThrottle::take_summaries() {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -35,6 +36,12 @@ class LogThrottle {
     Verdict allow(uint32_t uid);
     // The summaries of windows that have ended, and forgets those UIDs.
     std::vector<std::string> take_summaries();
+
+    // Writes `line` at warning priority if allow(uid) lets it, after the
+    // summary of the UID's last window.
+    void warning(uint32_t uid, std::string_view line);
+    // Writes take_summaries() at warning priority.
+    void write_summaries();
 
   private:
     struct Window {
