@@ -46,8 +46,6 @@ Result<Options> read_options(sd_bus_message* m, std::span<const OptionSpec> know
 template <const OptionTable& Table>
 class OptionsArg {
   public:
-    static constexpr const OptionTable& kTable = Table;
-
     OptionsArg() = default;
     explicit OptionsArg(Options values) : values_(std::move(values)) {}
 
