@@ -32,6 +32,7 @@ struct Day {
     uint64_t index;  // days since the epoch, UTC
     uint64_t ok = 0;
     uint64_t refused = 0;
+    uint64_t unrecorded = 0;  // of ok + refused, not stored one by one
 };
 
 uint32_t option_u32(const std::string& text, std::string_view option) {
@@ -65,6 +66,7 @@ std::vector<Day> every_day(const std::vector<client::Dict>& entries, uint32_t da
         Day& day = by_index.try_emplace(index, Day{index}).first->second;
         day.ok += number_field(entry, "ok");
         day.refused += number_field(entry, "refused");
+        day.unrecorded += number_field(entry, "unrecorded");
         first = std::min(first, index);
         last = std::max(last, index);
     }
@@ -159,7 +161,8 @@ nlohmann::json days_json(const std::vector<Day>& days) {
         array.push_back({{"date", utc_date(day.index)},
                          {"day_usec", day.index * kUsecPerDay},
                          {"ok", day.ok},
-                         {"refused", day.refused}});
+                         {"refused", day.refused},
+                         {"unrecorded", day.unrecorded}});
     }
     return array;
 }
@@ -189,6 +192,15 @@ int run_usage(const UsageArgs& args) {
         return 0;
     }
     print_events(std::cout, events);
+    uint64_t unrecorded = 0;
+    for (const auto& day : per_day) {
+        unrecorded += day.unrecorded;
+    }
+    if (unrecorded != 0) {
+        std::cout << unrecorded
+                  << " more events of these days were counted but not kept one by "
+                     "one: their callers had spent their event budget.\n";
+    }
     std::cout << '\n';
     print_chart(std::cout, per_day);
     return 0;
@@ -222,7 +234,9 @@ Runner setup_usage(CLI::App& command) {
     command.footer(
         "Shows the key's recent events (verifications, reads, signatures, changes) with\n"
         "who made them, then a bar per day: how many were ok and how many refused.\n"
-        "apikeyd keeps the newest 1000 events per key and 400 days of daily counts.\n\n" +
+        "apikeyd keeps the newest 1000 events per key and 10000 per caller UID, and\n"
+        "400 days of daily counts. Beyond 600 events a minute from one UID, events\n"
+        "are counted per day but not kept one by one.\n\n" +
         command.get_footer());
     return [args] { return run_usage(*args); };
 }

@@ -125,9 +125,9 @@ KeyService::KeyService(Store& store, KeyslotManager& keyslots, const Clock& cloc
       keyslots_(keyslots),
       clock_(clock),
       commits_(commits),
-      verify_failures_(clock),
+      verify_failures_(clock, kFailedVerifiesPerMinute, kFailedVerifiesPerMinute),
       key_limits_(clock),
-      usage_(store),
+      usage_(store, clock),
       refusal_lines_(clock) {}
 
 Result<const MasterKey*> KeyService::unlocked() const {
@@ -152,11 +152,14 @@ Result<KeyRecord> KeyService::owned_record(const Caller& caller, std::string_vie
     if (auto ok = validation::check_key_id(id); !ok) {
         return ok.error();
     }
-    auto found = store_.find_key(id);
+    // The owner is part of the lookup: "not yours" and "no such key" must
+    // cost the same, or timing tells another user's ids from free ones.
+    auto found =
+        store_.find_key(id, caller.is_root() ? std::nullopt : std::optional<uint32_t>(caller.uid));
     if (!found) {
         return found.error();
     }
-    if (!*found || (!caller.is_root() && (*found)->owner_uid != caller.uid)) {
+    if (!*found) {
         return not_found(id);
     }
     if (auto ok = check_record_integrity(**found); !ok) {
@@ -509,7 +512,7 @@ Result<void> KeyService::revoke_key(const Caller& caller, std::string_view id,
 Verification KeyService::refuse(const Caller& caller, std::string reason, bool counts_as_guess,
                                 std::optional<KeyInfo> info) {
     if (counts_as_guess) {
-        verify_failures_.record_failure(caller.uid);
+        verify_failures_.spend(caller.uid);
     }
     return Verification{false, std::move(reason), std::move(info)};
 }
@@ -565,7 +568,7 @@ Result<Verification> KeyService::verify_key(const Caller& caller, std::string_vi
     if (!master) {
         return master.error();
     }
-    if (verify_failures_.blocked(caller.uid)) {
+    if (verify_failures_.spent(caller.uid)) {
         return Verification{false, "rate_limited", std::nullopt};
     }
     auto found = find_by_text(caller, **master, key_text);
@@ -869,7 +872,7 @@ Result<Identification> KeyService::identify_key(const Caller& caller, std::strin
         return master.error();
     }
     Identification out;
-    if (verify_failures_.blocked(caller.uid)) {
+    if (verify_failures_.spent(caller.uid)) {
         out.reason = "rate_limited";
         return out;
     }
@@ -949,8 +952,8 @@ Result<std::vector<DayUsage>> KeyService::usage_by_day(const Caller& caller, std
     std::vector<DayUsage> out;
     out.reserve(counts->size());
     for (const auto& day : *counts) {
-        out.push_back(
-            {day.day * UsageRecorder::kUsecPerDay, date_of(day.day), day.ok, day.refused});
+        out.push_back({day.day * UsageRecorder::kUsecPerDay, date_of(day.day), day.ok, day.refused,
+                       day.unrecorded});
     }
     return out;
 }

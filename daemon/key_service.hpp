@@ -127,6 +127,9 @@ struct DayUsage {
     std::string date;       // "YYYY-MM-DD"
     uint64_t ok = 0;
     uint64_t refused = 0;
+    // Of ok + refused, the events not stored one by one: the caller's
+    // event budget was spent.
+    uint64_t unrecorded = 0;
 };
 
 // A keyslot as GetStatus shows it: what the contract names of its
@@ -157,6 +160,9 @@ class KeyService {
     static constexpr uint64_t kMaxExpiresInSec = 100ULL * 366 * 24 * 3600;
     static constexpr uint64_t kMaxGraceSec = 90ULL * 24 * 3600;
     static constexpr size_t kMaxSignedData = 16 * 1024 * 1024;
+    // The brute-force guard: failed verifications per caller UID, at once
+    // and refilled per minute.
+    static constexpr double kFailedVerifiesPerMinute = 100;
     static constexpr size_t kMaxEventsListed = UsageRecorder::kEventsKeptPerKey;
     static constexpr uint32_t kMaxDaysListed = UsageRecorder::kDaysKept;
     // Keys in one ListKeys reply, at most and by default: at the limits of
@@ -261,7 +267,7 @@ class KeyService {
     KeyslotManager& keyslots_;
     const Clock& clock_;
     CommitScheduler& commits_;
-    FailureRateLimiter verify_failures_;
+    UidBudget verify_failures_;
     KeyRateLimiter key_limits_;
     UsageRecorder usage_;
     LogThrottle refusal_lines_;

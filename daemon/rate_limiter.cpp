@@ -9,10 +9,10 @@ namespace {
 constexpr size_t kMaxTrackedCallers = 4096;
 }  // namespace
 
-FailureRateLimiter::FailureRateLimiter(const Clock& clock, double burst, double refill_per_minute)
+UidBudget::UidBudget(const Clock& clock, double burst, double refill_per_minute)
     : clock_(clock), burst_(burst), refill_per_usec_(refill_per_minute / (60.0 * kUsecPerSec)) {}
 
-FailureRateLimiter::Bucket& FailureRateLimiter::refreshed(uint32_t uid) {
+UidBudget::Bucket& UidBudget::refreshed(uint32_t uid) {
     const uint64_t now = clock_.now_usec();
     auto [it, inserted] = buckets_.try_emplace(uid, Bucket{burst_, now});
     Bucket& bucket = it->second;
@@ -25,12 +25,20 @@ FailureRateLimiter::Bucket& FailureRateLimiter::refreshed(uint32_t uid) {
     return bucket;
 }
 
-bool FailureRateLimiter::blocked(uint32_t uid) {
+bool UidBudget::spent(uint32_t uid) {
     const auto it = buckets_.find(uid);
     return it != buckets_.end() && refreshed(uid).tokens < 1.0;
 }
 
-void FailureRateLimiter::record_failure(uint32_t uid) {
+bool UidBudget::try_spend(uint32_t uid) {
+    if (spent(uid)) {
+        return false;
+    }
+    spend(uid);
+    return true;
+}
+
+void UidBudget::spend(uint32_t uid) {
     if (buckets_.size() >= kMaxTrackedCallers) {
         forget_idle_callers();
     }
@@ -38,7 +46,7 @@ void FailureRateLimiter::record_failure(uint32_t uid) {
     bucket.tokens = std::max(0.0, bucket.tokens - 1.0);
 }
 
-void FailureRateLimiter::forget_idle_callers() {
+void UidBudget::forget_idle_callers() {
     const uint64_t now = clock_.now_usec();
     std::erase_if(buckets_, [&](const auto& entry) {
         const Bucket& b = entry.second;

@@ -1,8 +1,9 @@
 #pragma once
-// Brute-force guard for VerifyKey: a token bucket of failed verifications per
-// caller UID. A caller that fails more than about `burst` times in a minute
-// is answered "rate_limited" until its bucket refills; other callers (and the
-// keys' owners) have buckets of their own and are unaffected.
+// Budgets per caller UID (token buckets): `burst` at once, refilled at
+// `refill_per_minute`. One caller spending its budget leaves every other
+// caller's untouched. KeyService keeps two: failed verifications (the
+// brute-force guard: a spent budget answers "rate_limited") and stored
+// usage events (a spent budget still counts uses, without storing each).
 
 #include <cstdint>
 #include <string>
@@ -12,14 +13,15 @@
 
 namespace apikeyd {
 
-class FailureRateLimiter {
+class UidBudget {
   public:
-    explicit FailureRateLimiter(const Clock& clock, double burst = 100.0,
-                                double refill_per_minute = 100.0);
+    UidBudget(const Clock& clock, double burst, double refill_per_minute);
 
-    // True while `uid` has no failures left to spend.
-    bool blocked(uint32_t uid);
-    void record_failure(uint32_t uid);
+    // True while `uid` has nothing left to spend.
+    bool spent(uint32_t uid);
+    void spend(uint32_t uid);
+    // Spends one if there is one to spend.
+    bool try_spend(uint32_t uid);
 
   private:
     struct Bucket {

@@ -80,6 +80,19 @@ constexpr const char* kMigrations[] = {
     ) WITHOUT ROWID;
     CREATE INDEX usage_days_by_day ON usage_days (day);
     )sql",
+    // 3: bounds a local user cannot push: ListKeys pages walk (created_usec,
+    // id) through an index, another owner's id costs what a missing id costs,
+    // each caller's newest events are kept (so the audit a user can cause is
+    // bounded per UID), and a day counts the uses that were counted but not
+    // stored one by one.
+    R"sql(
+    DROP INDEX keys_by_owner;
+    CREATE INDEX keys_by_owner ON keys (owner_uid, created_usec, id);
+    CREATE INDEX keys_by_creation ON keys (created_usec, id);
+    CREATE INDEX keys_by_id_owner ON keys (id, owner_uid);
+    CREATE INDEX events_by_caller ON events (caller_uid, seq);
+    ALTER TABLE usage_days ADD COLUMN unrecorded INTEGER NOT NULL DEFAULT 0;
+    )sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -416,6 +429,8 @@ Result<void> Store::migrate() {
         return failure("Cannot read the schema version");
     }
     const int64_t found = sqlite3_column_int64(version.get(), 0);
+    // A statement still running holds a read lock that DROP INDEX waits on.
+    version.reset();
     if (found > kSchemaVersion || found < 0) {
         return make_error(ErrorCode::Internal,
                           "The database has schema version " + std::to_string(found) +
@@ -557,14 +572,23 @@ Result<void> Store::update_key(const KeyRecord& record) {
     return {};
 }
 
-Result<std::optional<KeyRecord>> Store::find_key(std::string_view id) {
-    static const std::string sql = std::string("SELECT ") + kKeyColumns + " FROM keys WHERE id=?";
-    auto s = cached(sql.c_str());
+Result<std::optional<KeyRecord>> Store::find_key(std::string_view id,
+                                                 std::optional<uint32_t> owner) {
+    static const std::string any = std::string("SELECT ") + kKeyColumns + " FROM keys WHERE id=?1";
+    // keys_by_id_owner answers both misses (no such id, another owner's id)
+    // from the index alone: neither reads the row.
+    static const std::string mine = std::string("SELECT ") + kKeyColumns +
+                                    " FROM keys INDEXED BY keys_by_id_owner"
+                                    " WHERE id=?1 AND owner_uid=?2";
+    auto s = cached(owner ? mine.c_str() : any.c_str());
     if (!s) {
         return s.error();
     }
     StatementUse use(*s);
     bind_text(*s, 1, id);
+    if (owner) {
+        sqlite3_bind_int64(*s, 2, *owner);
+    }
     const int rc = sqlite3_step(*s);
     if (rc == SQLITE_ROW) {
         return std::optional<KeyRecord>(read_key(*s));
@@ -671,7 +695,9 @@ Result<void> Store::apply_usage(const UsageBatch& batch) {
         if (auto ok = add_uses(batch.uses); !ok) {
             return ok;
         }
-        if (auto ok = add_events(batch.events, batch.events_kept_per_key); !ok) {
+        if (auto ok =
+                add_events(batch.events, batch.events_kept_per_key, batch.events_kept_per_caller);
+            !ok) {
             return ok;
         }
         return add_days(batch.days, batch.drop_days_before);
@@ -697,7 +723,8 @@ Result<void> Store::add_uses(std::span<const UsageDelta> deltas) {
     return {};
 }
 
-Result<void> Store::add_events(std::span<const NewEvent> events, size_t kept_per_key) {
+Result<void> Store::add_events(std::span<const NewEvent> events, size_t kept_per_key,
+                               size_t kept_per_caller) {
     auto insert = cached(
         "INSERT INTO events (key_id, time_usec, action, result, caller_uid, caller_pid, "
         "caller_exe, caller_unit) VALUES (?,?,?,?,?,?,?,?)");
@@ -706,10 +733,14 @@ Result<void> Store::add_events(std::span<const NewEvent> events, size_t kept_per
     auto prune = cached(
         "DELETE FROM events WHERE key_id=?1 AND seq < (SELECT seq FROM events WHERE key_id=?1 "
         "ORDER BY seq DESC LIMIT 1 OFFSET ?2)");
-    if (!insert || !prune) {
-        return insert ? prune.error() : insert.error();
+    auto prune_caller = cached(
+        "DELETE FROM events WHERE caller_uid=?1 AND seq < (SELECT seq FROM events WHERE "
+        "caller_uid=?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)");
+    if (!insert || !prune || !prune_caller) {
+        return !insert ? insert.error() : !prune ? prune.error() : prune_caller.error();
     }
     std::unordered_set<std::string_view> touched;
+    std::unordered_set<uint32_t> callers;
     for (const auto& event : events) {
         StatementUse use(*insert);
         bind_text(*insert, 1, event.key_id);
@@ -724,6 +755,7 @@ Result<void> Store::add_events(std::span<const NewEvent> events, size_t kept_per
             return failure("Cannot record an event");
         }
         touched.insert(event.key_id);
+        callers.insert(event.caller_uid);
     }
     for (const auto key_id : touched) {
         StatementUse use(*prune);
@@ -733,14 +765,22 @@ Result<void> Store::add_events(std::span<const NewEvent> events, size_t kept_per
             return failure("Cannot drop old events");
         }
     }
+    for (const uint32_t uid : callers) {
+        StatementUse use(*prune_caller);
+        sqlite3_bind_int64(*prune_caller, 1, uid);
+        sqlite3_bind_int64(*prune_caller, 2, static_cast<int64_t>(kept_per_caller) - 1);
+        if (sqlite3_step(*prune_caller) != SQLITE_DONE) {
+            return failure("Cannot drop old events");
+        }
+    }
     return {};
 }
 
 Result<void> Store::add_days(std::span<const DayCount> days, uint64_t drop_before) {
     auto upsert = cached(
-        "INSERT INTO usage_days (key_id, day, ok, refused) VALUES (?1, ?2, ?3, ?4) "
-        "ON CONFLICT (key_id, day) DO UPDATE SET ok=ok+excluded.ok, "
-        "refused=refused+excluded.refused");
+        "INSERT INTO usage_days (key_id, day, ok, refused, unrecorded) VALUES (?1, ?2, ?3, ?4, "
+        "?5) ON CONFLICT (key_id, day) DO UPDATE SET ok=ok+excluded.ok, "
+        "refused=refused+excluded.refused, unrecorded=unrecorded+excluded.unrecorded");
     if (!upsert) {
         return upsert.error();
     }
@@ -750,6 +790,7 @@ Result<void> Store::add_days(std::span<const DayCount> days, uint64_t drop_befor
         sqlite3_bind_int64(*upsert, 2, to_db(day.day));
         sqlite3_bind_int64(*upsert, 3, to_db(day.ok));
         sqlite3_bind_int64(*upsert, 4, to_db(day.refused));
+        sqlite3_bind_int64(*upsert, 5, to_db(day.unrecorded));
         if (sqlite3_step(*upsert) != SQLITE_DONE) {
             return failure("Cannot record daily usage");
         }
@@ -802,8 +843,9 @@ Result<std::vector<Store::Event>> Store::list_events(std::string_view key_id, ui
 }
 
 Result<std::vector<Store::DayCount>> Store::list_days(std::string_view key_id, uint64_t first_day) {
-    auto s =
-        cached("SELECT day, ok, refused FROM usage_days WHERE key_id=? AND day>=? ORDER BY day");
+    auto s = cached(
+        "SELECT day, ok, refused, unrecorded FROM usage_days WHERE key_id=? AND day>=? "
+        "ORDER BY day");
     if (!s) {
         return s.error();
     }
@@ -813,7 +855,8 @@ Result<std::vector<Store::DayCount>> Store::list_days(std::string_view key_id, u
     std::vector<DayCount> out;
     int rc = SQLITE_ROW;
     while ((rc = sqlite3_step(*s)) == SQLITE_ROW) {
-        out.push_back({std::string(key_id), from_db(*s, 0), from_db(*s, 1), from_db(*s, 2)});
+        out.push_back(
+            {std::string(key_id), from_db(*s, 0), from_db(*s, 1), from_db(*s, 2), from_db(*s, 3)});
     }
     if (rc != SQLITE_DONE) {
         return failure("Cannot list daily usage");

@@ -29,7 +29,7 @@ struct KeyslotRecord;
 
 class Store {
   public:
-    static constexpr int kSchemaVersion = 2;
+    static constexpr int kSchemaVersion = 3;
     static constexpr std::string_view kFileName = "apikeyd.db";
     // Up to this size the whole file is checked at open (PRAGMA quick_check:
     // the b-tree structure of every page), which costs ~4 ms of CPU per MiB
@@ -73,7 +73,10 @@ class Store {
     Result<void> insert_key(const KeyRecord& record);
     // Rewrites every field of an existing key but the usage counters.
     Result<void> update_key(const KeyRecord& record);
-    Result<std::optional<KeyRecord>> find_key(std::string_view id);
+    // With `owner`, another owner's key is not found, at the cost of a
+    // key that does not exist.
+    Result<std::optional<KeyRecord>> find_key(std::string_view id,
+                                              std::optional<uint32_t> owner = std::nullopt);
     Result<std::optional<KeyRecord>> find_key_by_lookup(std::span<const uint8_t> lookup);
     // The key whose text before its latest rotation has this lookup.
     Result<std::optional<KeyRecord>> find_key_by_previous_lookup(std::span<const uint8_t> lookup);
@@ -121,6 +124,9 @@ class Store {
         uint64_t day = 0;  // days since 1970-01-01 (UTC)
         uint64_t ok = 0;
         uint64_t refused = 0;
+        // Events counted in ok/refused but not stored one by one (the
+        // caller's event budget was spent).
+        uint64_t unrecorded = 0;
     };
     // What the key service batched since its last flush, and the retention
     // to apply, written in one transaction.
@@ -130,6 +136,8 @@ class Store {
         std::span<const DayCount> days;
         // Older events of each key in `events` beyond this many are dropped.
         size_t events_kept_per_key = 1000;
+        // And of each caller UID in `events`, beyond this many.
+        size_t events_kept_per_caller = 10'000;
         // Day counters before this day are dropped; 0 = none.
         uint64_t drop_days_before = 0;
     };
@@ -160,7 +168,8 @@ class Store {
     Result<void> migrate();
     Result<void> exec(const char* sql);
     Result<void> add_uses(std::span<const UsageDelta> deltas);
-    Result<void> add_events(std::span<const NewEvent> events, size_t kept_per_key);
+    Result<void> add_events(std::span<const NewEvent> events, size_t kept_per_key,
+                            size_t kept_per_caller);
     Result<void> add_days(std::span<const DayCount> days, uint64_t drop_before);
     // Prepared once and kept: the verify path must not re-parse SQL.
     Result<sqlite3_stmt*> cached(const char* sql);

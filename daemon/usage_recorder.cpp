@@ -24,7 +24,12 @@ void UsageRecorder::record(const Caller& caller, std::string_view key_id, std::s
                            std::string_view result, uint64_t now_usec) {
     auto& tally = days_[{std::string(key_id), now_usec / kUsecPerDay}];
     (result == "ok" ? tally.ok : tally.refused) += 1;
+    if (!event_budget_.try_spend(caller.uid)) {
+        ++tally.unrecorded;
+        return;
+    }
     if (events_.size() >= kMaxPendingEvents) {
+        ++tally.unrecorded;
         ++dropped_events_;
         return;
     }
@@ -45,10 +50,14 @@ Result<void> UsageRecorder::flush(uint64_t now_usec) {
     std::vector<Store::DayCount> days;
     days.reserve(days_.size());
     for (const auto& [key, tally] : days_) {
-        days.push_back({key.first, key.second, tally.ok, tally.refused});
+        days.push_back({key.first, key.second, tally.ok, tally.refused, tally.unrecorded});
     }
     const uint64_t today = now_usec / kUsecPerDay;
-    Store::UsageBatch batch{uses, events_, days, kEventsKeptPerKey,
+    Store::UsageBatch batch{uses,
+                            events_,
+                            days,
+                            kEventsKeptPerKey,
+                            kEventsKeptPerCaller,
                             today > kDaysKept ? today - kDaysKept : 0};
     if (auto ok = store_.apply_usage(batch); !ok) {
         return ok;

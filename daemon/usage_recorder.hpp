@@ -2,8 +2,12 @@
 // Batches what every use of a key leaves behind: the use counter, an audit
 // event, and the per-day counter, and writes them in one transaction at
 // least every second (KeyService::flush_usage, from a timer) and at
-// shutdown. Keeps the database bounded: the newest kEventsKeptPerKey events
-// per key and kDaysKept days of counters survive each flush.
+// shutdown. Keeps what one caller can make it store bounded: each caller
+// UID has a budget of kEventsStoredPerMinute events; beyond it an event
+// still counts in its day's ok/refused and `unrecorded`, but is not stored
+// one by one. The newest kEventsKeptPerKey events per key, the newest
+// kEventsKeptPerCaller per caller UID and kDaysKept days of counters
+// survive each flush.
 
 #include <cstdint>
 #include <map>
@@ -14,6 +18,8 @@
 #include <vector>
 
 #include "daemon/caller.hpp"
+#include "daemon/clock.hpp"
+#include "daemon/rate_limiter.hpp"
 #include "daemon/result.hpp"
 #include "daemon/store.hpp"
 
@@ -22,6 +28,9 @@ namespace apikeyd {
 class UsageRecorder {
   public:
     static constexpr size_t kEventsKeptPerKey = 1000;
+    static constexpr size_t kEventsKeptPerCaller = 10'000;
+    // At once, and refilled per minute.
+    static constexpr double kEventsStoredPerMinute = 600;
     static constexpr uint64_t kDaysKept = 400;
     // Beyond this many unflushed events (a flood within one second, or a
     // store that keeps failing) further events are dropped; counters are
@@ -29,7 +38,8 @@ class UsageRecorder {
     static constexpr size_t kMaxPendingEvents = 100'000;
     static constexpr uint64_t kUsecPerDay = 86'400ULL * 1'000'000;
 
-    explicit UsageRecorder(Store& store) : store_(store) {}
+    UsageRecorder(Store& store, const Clock& clock)
+        : store_(store), event_budget_(clock, kEventsStoredPerMinute, kEventsStoredPerMinute) {}
 
     // A successful use (verify, get, sign): the key's use_count and last_used.
     void count_use(const std::string& key_id, uint64_t now_usec);
@@ -37,7 +47,8 @@ class UsageRecorder {
     uint64_t pending_uses(const std::string& key_id) const;
     uint64_t pending_last_used(const std::string& key_id) const;
 
-    // An event of a key: `result` "ok" or why not.
+    // An event of a key: `result` "ok" or why not. Stored one by one while
+    // the caller's event budget lasts.
     void record(const Caller& caller, std::string_view key_id, std::string_view action,
                 std::string_view result, uint64_t now_usec);
 
@@ -54,9 +65,11 @@ class UsageRecorder {
     struct DayTally {
         uint64_t ok = 0;
         uint64_t refused = 0;
+        uint64_t unrecorded = 0;
     };
 
     Store& store_;
+    UidBudget event_budget_;
     std::unordered_map<std::string, PendingUse> uses_;
     std::vector<Store::NewEvent> events_;
     std::map<std::pair<std::string, uint64_t>, DayTally> days_;

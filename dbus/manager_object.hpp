@@ -8,8 +8,10 @@
 
 #include <systemd/sd-bus.h>
 
+#include <cerrno>
 #include <exception>
 #include <memory>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -45,9 +47,9 @@ class ManagerObject {
     explicit ManagerObject(Core core) : core_(core) {}
 
     template <class Out>
-    int reply(sd_bus_message* m, Out&& out);
+    int reply(sd_bus_message* m, Out&& out, sd_bus_error* ret);
     template <class Out>
-    int reply(sd_bus_message* m, Durable<Out>&& change);
+    int reply(sd_bus_message* m, Durable<Out>&& change, sd_bus_error* ret);
     // Sends `reply` (and emits `signal` for `id`) once the change is
     // durable, or answers `call` with the error if it is not.
     void answer_when_durable(sd_bus_message* call, sdbus::MessagePtr reply, const char* signal,
@@ -93,6 +95,20 @@ Result<std::tuple<Args...>> read_arguments(sd_bus_message* m, const char* method
     return values;
 }
 
+// A reply write() could not build: one too large for the bus is the
+// caller's to shrink; anything else is sd-bus's errno.
+inline int write_failed(int r, sd_bus_error* ret, const char* method) {
+    if (r != -EMSGSIZE) {
+        return r;
+    }
+    return reply_error(
+        ret,
+        make_error(ErrorCode::LimitExceeded, "The reply would be larger than the " +
+                                                 std::to_string(kMaxReplyBytes / (1024 * 1024)) +
+                                                 " MiB apikeyd sends in one message: ask for less"),
+        method);
+}
+
 }  // namespace detail
 
 template <auto Method>
@@ -116,31 +132,34 @@ int ManagerObject::handle(sd_bus_message* m, void* userdata, sd_bus_error* ret) 
         if (!out) {
             return reply_error(ret, out.error(), method);
         }
-        return self.reply(m, std::move(*out));
+        return self.reply(m, std::move(*out), ret);
     } catch (const std::exception& e) {
         return reply_error(ret, make_error(ErrorCode::Internal, e.what()), method);
     }
 }
 
 template <class Out>
-int ManagerObject::reply(sd_bus_message* m, Out&& out) {
+int ManagerObject::reply(sd_bus_message* m, Out&& out, sd_bus_error* ret) {
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_return(m, &raw);
     sdbus::MessagePtr reply(raw);
     if (r >= 0)
         r = write(reply.get(), out);
-    return r < 0 ? r : sd_bus_send(nullptr, reply.get(), nullptr);
+    if (r < 0) {
+        return detail::write_failed(r, ret, sd_bus_message_get_member(m));
+    }
+    return sd_bus_send(nullptr, reply.get(), nullptr);
 }
 
 template <class Out>
-int ManagerObject::reply(sd_bus_message* m, Durable<Out>&& change) {
+int ManagerObject::reply(sd_bus_message* m, Durable<Out>&& change, sd_bus_error* ret) {
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_return(m, &raw);
     sdbus::MessagePtr reply(raw);
     if (r >= 0)
         r = write(reply.get(), change.value);
     if (r < 0) {
-        return r;
+        return detail::write_failed(r, ret, sd_bus_message_get_member(m));
     }
     answer_when_durable(m, std::move(reply), change.signal, std::move(change.id));
     // Handled (sd-bus would answer 0 with "Unknown method"); the reply

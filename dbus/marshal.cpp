@@ -1,5 +1,6 @@
 #include "dbus/marshal.hpp"
 
+#include <cerrno>
 #include <cstring>
 #include <optional>
 
@@ -14,11 +15,19 @@ Error malformed_arguments(const char* method) {
                       std::string("Malformed arguments to ") + (method ? method : "?"));
 }
 
-// An aa{sv} of `items`, each written by `write(DictWriter&, item)`.
+// An aa{sv} of `items`, each written by `write(DictWriter&, item)`; adds
+// the bytes written to `*bytes`. -EMSGSIZE when they pass kMaxReplyBytes.
 template <class Items, class Write>
-int write_dicts(sd_bus_message* reply, const Items& items, Write&& write);
+int write_dicts(sd_bus_message* reply, const Items& items, Write&& write, size_t* bytes = nullptr);
+
+// Bytes an `s` of `size` takes at most: padding, length, text, NUL.
+constexpr size_t string_bytes(size_t size) {
+    return 3 + 4 + size + 1;
+}
 
 // Writes an a{sv} dictionary entry by entry; the first failure sticks.
+// Counts, at least, the bytes it wrote: every list reply is checked
+// against kMaxReplyBytes with it.
 class DictWriter {
   public:
     explicit DictWriter(sd_bus_message* m) : m_(m) {
@@ -26,6 +35,7 @@ class DictWriter {
     }
 
     DictWriter& str(const char* key, const std::string& value) {
+        bytes_ += string_bytes(value.size());
         return basic(key, 's', "s", value.c_str());
     }
     DictWriter& u64(const char* key, uint64_t value) { return basic(key, 't', "t", &value); }
@@ -35,6 +45,10 @@ class DictWriter {
         return basic(key, 'b', "b", &b);
     }
     DictWriter& strv(const char* key, const std::vector<std::string>& values) {
+        bytes_ += 8;
+        for (const auto& v : values) {
+            bytes_ += string_bytes(v.size());
+        }
         return entry(key, "as", [&] {
             int r = sd_bus_message_open_container(m_, 'a', "s");
             for (const auto& v : values) {
@@ -45,6 +59,7 @@ class DictWriter {
         });
     }
     DictWriter& u32v(const char* key, const std::vector<uint32_t>& values) {
+        bytes_ += 8 + values.size() * sizeof(uint32_t);
         return entry(key, "au", [&] {
             return sd_bus_message_append_array(m_, 'u', values.data(),
                                                values.size() * sizeof(uint32_t));
@@ -53,7 +68,7 @@ class DictWriter {
     // An aa{sv} entry.
     template <class Items, class Write>
     DictWriter& dicts(const char* key, const Items& items, Write&& write) {
-        return entry(key, "aa{sv}", [&] { return write_dicts(m_, items, write); });
+        return entry(key, "aa{sv}", [&] { return write_dicts(m_, items, write, &bytes_); });
     }
     int close() {
         if (r_ >= 0) {
@@ -61,6 +76,7 @@ class DictWriter {
         }
         return r_;
     }
+    size_t bytes() const { return bytes_; }
 
   private:
     // One {sv} entry of a basic type, container by container: the info
@@ -74,6 +90,9 @@ class DictWriter {
     // {sv} with the variant's contents appended by `append`.
     template <class F>
     DictWriter& entry(const char* key, const char* signature, F&& append) {
+        // The entry's alignment, its key, the variant's signature, and the
+        // largest fixed-size value (8 bytes, aligned).
+        bytes_ += 7 + string_bytes(std::strlen(key)) + 2 + std::strlen(signature) + 7 + 8;
         if (r_ >= 0)
             r_ = sd_bus_message_open_container(m_, 'e', "sv");
         if (r_ >= 0)
@@ -90,6 +109,7 @@ class DictWriter {
 
     sd_bus_message* m_;
     int r_ = 0;
+    size_t bytes_ = 8;  // the array's length and padding
 };
 
 void write_info(DictWriter& w, const KeyInfo& info) {
@@ -130,7 +150,8 @@ void write_day(DictWriter& w, const DayUsage& day) {
     w.u64("day_usec", day.day_usec)
         .str("date", day.date)
         .u64("ok", day.ok)
-        .u64("refused", day.refused);
+        .u64("refused", day.refused)
+        .u64("unrecorded", day.unrecorded);
 }
 
 void write_keyslot(DictWriter& w, const KeyslotInfo& slot) {
@@ -153,14 +174,22 @@ void write_keyslot(DictWriter& w, const KeyslotInfo& slot) {
 }
 
 template <class Items, class Write>
-int write_dicts(sd_bus_message* reply, const Items& items, Write&& write) {
+int write_dicts(sd_bus_message* reply, const Items& items, Write&& write, size_t* bytes) {
+    size_t written = 8;
     int r = sd_bus_message_open_container(reply, 'a', "a{sv}");
     for (const auto& item : items) {
         if (r >= 0) {
             DictWriter w(reply);
             write(w, item);
             r = w.close();
+            written += w.bytes();
+            if (written > kMaxReplyBytes) {
+                r = -EMSGSIZE;
+            }
         }
+    }
+    if (bytes != nullptr) {
+        *bytes += written;
     }
     return r >= 0 ? sd_bus_message_close_container(reply) : r;
 }

@@ -63,6 +63,12 @@ struct Durable {
     std::string id;
 };
 
+// The most a reply may hold, in bytes on the wire: half of dbus-daemon's
+// default max_message_size (32 MiB), which drops a sender that passes it.
+// A list reply that would pass it fails with -EMSGSIZE before it is built
+// further; the dispatcher answers LimitExceeded instead.
+inline constexpr size_t kMaxReplyBytes = 16 * 1024 * 1024;
+
 // Each appends a method's whole result; negative errno on failure. Replies
 // that carry a secret mark themselves sensitive (wiped when freed).
 int write(sd_bus_message* reply, const NoReply&);

@@ -102,7 +102,8 @@ void make_seeds(const fs::path& out) {
         zeros + "\"}', sealed=x'004e0008000b000000120020" + zeros + "00100020" + zeros + "0010" +
         zeros.substr(0, 32) + "' WHERE type='recovery';";
     seed("tpm2-slot", tpm2.c_str());
-    seed("newer-schema", "PRAGMA user_version=2;");
+    const std::string newer = "PRAGMA user_version=" + std::to_string(Store::kSchemaVersion + 1);
+    seed("newer-schema", newer.c_str());
     seed("no-check-value", "DELETE FROM meta;");
 }
 

@@ -112,6 +112,30 @@ TEST_F(Contract, FailedVerificationCarriesAReasonString) {
         << to_json(unknown.info).dump();
 }
 
+TEST_F(Contract, UsageEntriesHaveTheDocumentedFieldsAndTypes) {
+    const auto created = root().create_key("contract", "", {"read"}, {});
+    ASSERT_TRUE(root().verify_key(created.key, "read").valid);
+    const auto events = root().get_usage(created.id, {});
+    ASSERT_EQ(events.size(), 2u) << to_json(events).dump();
+    for (const auto& event : events) {
+        EXPECT_EQ(type_mismatches(event, {{"time_usec", "t"},
+                                          {"action", "s"},
+                                          {"result", "s"},
+                                          {"caller_uid", "u"},
+                                          {"caller_pid", "u"}}),
+                  std::vector<std::string>{})
+            << to_json(event).dump();
+    }
+    const auto days = root().get_usage_by_day(created.id, {});
+    ASSERT_EQ(days.size(), 1u) << to_json(days).dump();
+    EXPECT_EQ(
+        type_mismatches(
+            days[0],
+            {{"day_usec", "t"}, {"date", "s"}, {"ok", "t"}, {"refused", "t"}, {"unrecorded", "t"}}),
+        std::vector<std::string>{})
+        << to_json(days).dump();
+}
+
 TEST_F(Contract, StatusHasTheDocumentedFieldsAndTypes) {
     const auto status = root().get_status();
     EXPECT_EQ(type_mismatches(status, {{"locked", "b"},

@@ -250,9 +250,18 @@ TEST_F(Hygiene, HostileTextNeverShapesALogLine) {
 
 TEST_F(Hygiene, ARefusalLoopWritesABoundedNumberOfLines) {
     const auto own = root().create_key("own", "", {"read"}, {});
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < 1000; ++i) {
         EXPECT_FALSE(root().verify_key(own.key, "write").valid);
     }
+    // Refusals spend the caller's event budget like uses: stored up to it,
+    // only counted beyond.
+    const auto stored = root().get_usage(own.id, {{"limit", uint32_t{1000}}}).size();
+    EXPECT_GE(stored, 600u);
+    EXPECT_LT(stored, 1000u);
+    const auto days = root().get_usage_by_day(own.id, {});
+    ASSERT_EQ(days.size(), 1u);
+    EXPECT_EQ(field<uint64_t>(days[0], "refused"), 1000u);
+    EXPECT_EQ(field<uint64_t>(days[0], "unrecorded"), 1001u - stored);
     daemon().stop();
     std::istringstream lines(daemon().log());
     std::string line;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -262,22 +264,29 @@ TEST_F(KeyLifecycleTest, EventsRecordWhoDidWhatNewestFirst) {
     EXPECT_EQ((*days)[0].refused, 2u);  // scope, revoked
 }
 
-TEST_F(KeyLifecycleTest, AFloodOfVerificationsKeepsTheDatabaseBounded) {
+TEST_F(KeyLifecycleTest, AFloodOfVerificationsIsCountedButStoredWithinTheCallersBudget) {
     const auto created = create(kAlice);
     constexpr int kVerifications = 100'000;
+    constexpr int kSeconds = 10;
     for (int i = 0; i < kVerifications; ++i) {
         ASSERT_TRUE(service->verify_key(kAlice, created.key_text.view(), ""));
-        if (i % 10'000 == 9'999) {
+        if (i % (kVerifications / kSeconds) == kVerifications / kSeconds - 1) {
             ASSERT_TRUE(service->flush_usage());  // as the one-second timer does
             clock.advance_sec(1);
         }
     }
     ASSERT_TRUE(service->flush_usage());
-    EXPECT_EQ(events(created.id).size(), UsageRecorder::kEventsKeptPerKey);
-    EXPECT_EQ(count_rows("events"), UsageRecorder::kEventsKeptPerKey);
+    // The whole budget at once, then its refill for the seconds that passed
+    // before the last verification.
+    constexpr auto kBudget = static_cast<uint64_t>(UsageRecorder::kEventsStoredPerMinute);
+    const uint64_t stored = count_rows("events");
+    EXPECT_GE(stored, kBudget);
+    EXPECT_LE(stored, kBudget + (kSeconds - 1) * kBudget / 60);
     auto days = service->usage_by_day(kAlice, created.id, 1);
     ASSERT_TRUE(days && days->size() == 1u);
-    EXPECT_EQ((*days)[0].ok, kVerifications + 1u);  // and the create
+    EXPECT_EQ((*days)[0].ok, kVerifications + 1u) << "every verification and the create count";
+    EXPECT_EQ((*days)[0].unrecorded, kVerifications + 1u - stored)
+        << "what was not stored is said to be missing, to the event";
     EXPECT_EQ(info(created.id).use_count, static_cast<uint64_t>(kVerifications));
 
     // Day counters older than the retention go at the next flush.
@@ -288,6 +297,73 @@ TEST_F(KeyLifecycleTest, AFloodOfVerificationsKeepsTheDatabaseBounded) {
     ASSERT_TRUE(later);
     ASSERT_EQ(later->size(), 1u);
     EXPECT_EQ((*later)[0].ok, 1u);
+    EXPECT_EQ((*later)[0].unrecorded, 0u) << "the budget refilled over the days";
+}
+
+TEST_F(KeyLifecycleTest, EachCallerKeepsOnlyItsNewestEventsWhateverItsKeys) {
+    // More keys than kEventsKeptPerCaller / kEventsKeptPerKey, so that the
+    // per-key bound alone would keep more than a caller may.
+    std::vector<CreatedKey> keys;
+    for (size_t i = 0; i < 12; ++i) {
+        keys.push_back(create(kAlice));
+    }
+    create(kBob);
+    const auto budget = static_cast<size_t>(UsageRecorder::kEventsStoredPerMinute);
+    const size_t minutes = UsageRecorder::kEventsKeptPerCaller / budget + 5;
+    for (size_t minute = 0; minute < minutes; ++minute) {
+        for (size_t i = 0; i < budget; ++i) {
+            ASSERT_TRUE(service->verify_key(kAlice, keys[i % keys.size()].key_text.view(), ""));
+        }
+        ASSERT_TRUE(service->flush_usage());
+        clock.advance_sec(60);
+    }
+    EXPECT_EQ(count_rows("events WHERE caller_uid=1000"), UsageRecorder::kEventsKeptPerCaller);
+    EXPECT_EQ(count_rows("events WHERE caller_uid=1001"), 1u) << "Bob's create is his, and kept";
+    for (const auto& key : keys) {
+        EXPECT_LE(events(key.id).size(), UsageRecorder::kEventsKeptPerKey);
+    }
+}
+
+// docs/SECURITY.md states these: the most one user's events may add to
+// the database, and the most the write-ahead log (shared by all, emptied
+// by SQLite's checkpoint every 1000 pages) holds.
+constexpr uintmax_t kEventBytesPerUserBound = 8ULL * 1024 * 1024;
+constexpr uintmax_t kWalBytesBound = 6ULL * 1024 * 1024;
+
+TEST_F(KeyLifecycleTest, ARefusalLoopWithALongExecutableStaysInsideTheStatedBound) {
+    // What the bus layer makes of a caller that chose the longest path it
+    // could and runs in a unit of a long name.
+    const Caller hostile{1000, 42, caller_text("/" + std::string(4000, 'x')),
+                         caller_text(std::string(300, 'u') + ".service")};
+    std::vector<CreatedKey> keys;
+    for (size_t i = 0; i < 12; ++i) {
+        keys.push_back(create(hostile, {"read"}));
+    }
+    ASSERT_TRUE(service->flush_usage());
+    const auto size_of = [&](const char* file) {
+        std::error_code ec;
+        const auto size = std::filesystem::file_size(dir / file, ec);
+        return ec ? uintmax_t{0} : size;
+    };
+    const uintmax_t before = size_of("apikeyd.db");
+    const auto budget = static_cast<size_t>(UsageRecorder::kEventsStoredPerMinute);
+    // Twice what fills the caller's share, at ten times the budget's rate.
+    const size_t minutes = 2 * UsageRecorder::kEventsKeptPerCaller / budget;
+    for (size_t minute = 0; minute < minutes; ++minute) {
+        for (size_t i = 0; i < 10 * budget; ++i) {
+            EXPECT_EQ(verify_reason(hostile, keys[i % keys.size()].key_text.view(), "write"),
+                      "scope");
+        }
+        ASSERT_TRUE(service->flush_usage());
+        clock.advance_sec(60);
+    }
+    const uintmax_t grown = size_of("apikeyd.db") - before;
+    const uintmax_t wal = size_of("apikeyd.db-wal");
+    EXPECT_EQ(count_rows("events"), UsageRecorder::kEventsKeptPerCaller);
+    EXPECT_LE(grown, kEventBytesPerUserBound)
+        << "events of " << kMaxCallerTextBytes << "-byte executables and units";
+    EXPECT_LE(wal, kWalBytesBound);
+    std::cout << "database grew by " << grown << " bytes, write-ahead log " << wal << " bytes\n";
 }
 
 TEST_F(KeyLifecycleTest, KeysFromSchemaOneStillVerifyAfterTheMigration) {

@@ -7,44 +7,57 @@
 namespace apikeyd {
 namespace {
 
-TEST(FailureRateLimiter, BlocksACallerAfterItsBurstOfFailures) {
+TEST(UidBudget, BlocksACallerAfterItsBurstOfFailures) {
     test::FakeClock clock;
-    FailureRateLimiter limiter(clock, 100, 100);
+    UidBudget limiter(clock, 100, 100);
     for (int i = 0; i < 100; ++i) {
-        ASSERT_FALSE(limiter.blocked(1000)) << "blocked after " << i << " failures";
-        limiter.record_failure(1000);
+        ASSERT_FALSE(limiter.spent(1000)) << "blocked after " << i << " failures";
+        limiter.spend(1000);
     }
-    EXPECT_TRUE(limiter.blocked(1000));
+    EXPECT_TRUE(limiter.spent(1000));
 }
 
-TEST(FailureRateLimiter, OtherCallersAreUnaffected) {
+TEST(UidBudget, OtherCallersAreUnaffected) {
     test::FakeClock clock;
-    FailureRateLimiter limiter(clock, 10, 10);
+    UidBudget limiter(clock, 10, 10);
     for (int i = 0; i < 10; ++i) {
-        limiter.record_failure(1000);
+        limiter.spend(1000);
     }
-    EXPECT_TRUE(limiter.blocked(1000));
-    EXPECT_FALSE(limiter.blocked(1001));
-    EXPECT_FALSE(limiter.blocked(0));
+    EXPECT_TRUE(limiter.spent(1000));
+    EXPECT_FALSE(limiter.spent(1001));
+    EXPECT_FALSE(limiter.spent(0));
 }
 
-TEST(FailureRateLimiter, CoolsDownAtTheRefillRate) {
+TEST(UidBudget, CoolsDownAtTheRefillRate) {
     test::FakeClock clock;
-    FailureRateLimiter limiter(clock, 60, 60);  // one failure back per second
+    UidBudget limiter(clock, 60, 60);  // one failure back per second
     for (int i = 0; i < 60; ++i) {
-        limiter.record_failure(7);
+        limiter.spend(7);
     }
-    EXPECT_TRUE(limiter.blocked(7));
+    EXPECT_TRUE(limiter.spent(7));
     clock.advance_sec(1);
-    EXPECT_FALSE(limiter.blocked(7));
-    limiter.record_failure(7);
-    EXPECT_TRUE(limiter.blocked(7));
+    EXPECT_FALSE(limiter.spent(7));
+    limiter.spend(7);
+    EXPECT_TRUE(limiter.spent(7));
     clock.advance_sec(60);
     for (int i = 0; i < 60; ++i) {
-        ASSERT_FALSE(limiter.blocked(7));
-        limiter.record_failure(7);
+        ASSERT_FALSE(limiter.spent(7));
+        limiter.spend(7);
     }
-    EXPECT_TRUE(limiter.blocked(7));
+    EXPECT_TRUE(limiter.spent(7));
+}
+
+TEST(UidBudget, TrySpendTakesOnlyWhatIsLeft) {
+    test::FakeClock clock;
+    UidBudget budget(clock, 3, 60);
+    EXPECT_TRUE(budget.try_spend(5));
+    EXPECT_TRUE(budget.try_spend(5));
+    EXPECT_TRUE(budget.try_spend(5));
+    EXPECT_FALSE(budget.try_spend(5));
+    EXPECT_FALSE(budget.try_spend(5));
+    clock.advance_sec(1);
+    EXPECT_TRUE(budget.try_spend(5));
+    EXPECT_FALSE(budget.try_spend(5));
 }
 
 }  // namespace
