@@ -24,6 +24,17 @@ Error not_found(std::string_view id) {
                                                " (or it is not yours)");
 }
 
+// What a key holds, counted against limits::kMaxBytesPerUser: as
+// Store::held_bytes counts it, scopes space-joined.
+uint64_t held_bytes(const KeyRecord& record) {
+    uint64_t bytes = record.name.size() + record.description.size() + record.revoke_reason.size() +
+                     record.sealed_secret.size();
+    for (const auto& scope : record.scopes) {
+        bytes += scope.size();
+    }
+    return bytes + (record.scopes.empty() ? 0 : record.scopes.size() - 1);
+}
+
 bool is_expired(const KeyRecord& record, uint64_t now) {
     return record.expires_usec != 0 && now >= record.expires_usec;
 }
@@ -209,7 +220,7 @@ void KeyService::audit(const Caller& caller, const std::string& id, std::string_
             } else {
                 // The per-owner key counts may include keys that were never
                 // stored: count again from the store when next asked.
-                owned_keys_.clear();
+                holdings_.clear();
             }
         });
         return;
@@ -254,14 +265,22 @@ Error KeyService::refused(const Caller& caller, const KeyRecord& record, std::st
     return error;
 }
 
-Result<void> KeyService::reseal_and_update(const MasterKey& master, KeyRecord& record) {
+Result<void> KeyService::reseal_and_update(const MasterKey& master, KeyRecord& record,
+                                           uint64_t held_before) {
     if (auto ok = record_seal::seal(master.mac_key(), record); !ok) {
         return ok;
     }
     if (auto ok = commits_.begin_change(); !ok) {
         return ok;
     }
-    return store_.update_key(record);
+    if (auto ok = store_.update_key(record); !ok) {
+        return ok;
+    }
+    if (const auto it = holdings_.find(record.owner_uid); it != holdings_.end()) {
+        it->second.bytes =
+            it->second.bytes - std::min(it->second.bytes, held_before) + held_bytes(record);
+    }
+    return {};
 }
 
 Result<uint64_t> KeyService::expiry_from(std::optional<uint64_t> expires_in_sec,
@@ -277,30 +296,53 @@ Result<uint64_t> KeyService::expiry_from(std::optional<uint64_t> expires_in_sec,
     return now + *expires_in_sec * kUsecPerSec;
 }
 
-Result<uint64_t> KeyService::owned_keys(uint32_t uid) {
-    if (const auto it = owned_keys_.find(uid); it != owned_keys_.end()) {
-        return it->second;
+Result<KeyService::Holdings*> KeyService::holdings(uint32_t uid) {
+    if (const auto it = holdings_.find(uid); it != holdings_.end()) {
+        return &it->second;
     }
     auto count = store_.count_keys(uid);
     if (!count) {
         return count.error();
     }
-    owned_keys_.emplace(uid, *count);
-    return *count;
+    auto bytes = store_.held_bytes(uid);
+    if (!bytes) {
+        return bytes.error();
+    }
+    return &holdings_.emplace(uid, Holdings{*count, *bytes}).first->second;
 }
 
 Result<void> KeyService::check_quota(const Caller& caller) {
     if (caller.is_root()) {
         return {};
     }
-    auto count = owned_keys(caller.uid);
-    if (!count) {
-        return count.error();
+    auto held = holdings(caller.uid);
+    if (!held) {
+        return held.error();
     }
-    if (*count >= limits::kMaxKeysPerUser) {
-        return make_error(ErrorCode::LimitExceeded, "You own " + std::to_string(*count) +
+    if ((*held)->keys >= limits::kMaxKeysPerUser) {
+        return make_error(ErrorCode::LimitExceeded, "You own " + std::to_string((*held)->keys) +
                                                         " keys, the most a user may own; "
                                                         "revoked keys count too");
+    }
+    return {};
+}
+
+Result<void> KeyService::check_room(const KeyRecord& record, uint64_t held_before) {
+    if (record.owner_uid == 0) {
+        return {};
+    }
+    auto held = holdings(record.owner_uid);
+    if (!held) {
+        return held.error();
+    }
+    const uint64_t after =
+        (*held)->bytes - std::min((*held)->bytes, held_before) + held_bytes(record);
+    if (after > limits::kMaxBytesPerUser) {
+        return make_error(ErrorCode::LimitExceeded,
+                          "Your keys would hold " + std::to_string(after) +
+                              " bytes of names, descriptions, scopes and secrets, more than the " +
+                              std::to_string(limits::kMaxBytesPerUser / (1024 * 1024)) +
+                              " MiB a user may keep; revoked keys count too");
     }
     return {};
 }
@@ -338,6 +380,9 @@ Result<KeyRecord> KeyService::new_record(const Caller& caller, KeyKind kind, std
 }
 
 Result<void> KeyService::seal_and_insert(const MasterKey& master, KeyRecord& record) {
+    if (auto ok = check_room(record, 0); !ok) {
+        return ok;
+    }
     if (auto ok = record_seal::seal(master.mac_key(), record); !ok) {
         return ok;
     }
@@ -347,8 +392,9 @@ Result<void> KeyService::seal_and_insert(const MasterKey& master, KeyRecord& rec
     if (auto ok = store_.insert_key(record); !ok) {
         return ok;
     }
-    if (const auto it = owned_keys_.find(record.owner_uid); it != owned_keys_.end()) {
-        ++it->second;
+    if (const auto it = holdings_.find(record.owner_uid); it != holdings_.end()) {
+        ++it->second.keys;
+        it->second.bytes += held_bytes(record);
     }
     return {};
 }
@@ -499,10 +545,12 @@ Result<void> KeyService::revoke_key(const Caller& caller, std::string_view id,
         return refused(caller, *record, "revoke",
                        make_error(ErrorCode::Revoked, "Key " + record->id + " is already revoked"));
     }
+    // A revocation is never refused for room: its reason is charged anyway.
+    const uint64_t held_before = held_bytes(*record);
     record->revoked = true;
     record->revoked_usec = clock_.now_usec();
     record->revoke_reason = std::string(reason);
-    if (auto ok = reseal_and_update(**master, *record); !ok) {
+    if (auto ok = reseal_and_update(**master, *record, held_before); !ok) {
         return ok;
     }
     audit(caller, record->id, "revoke", "ok");
@@ -751,10 +799,14 @@ Result<void> KeyService::update_key(const Caller& caller, std::string_view id,
         return refused(caller, *record, "update",
                        make_error(ErrorCode::Revoked, "Key " + record->id + " is revoked"));
     }
+    const uint64_t held_before = held_bytes(*record);
     if (auto ok = apply_changes(changes, *record, clock_.now_usec()); !ok) {
         return refused(caller, *record, "update", ok.error());
     }
-    if (auto ok = reseal_and_update(**master, *record); !ok) {
+    if (auto ok = check_room(*record, held_before); !ok) {
+        return refused(caller, *record, "update", ok.error());
+    }
+    if (auto ok = reseal_and_update(**master, *record, held_before); !ok) {
         return ok;
     }
     audit(caller, record->id, "update", "ok");
@@ -809,7 +861,7 @@ Result<SecretBuffer> KeyService::rotate_key(const Caller& caller, std::string_vi
     record->lookup.assign(lookup->begin(), lookup->end());
     record->rotated_usec = now;
     record->grace_until_usec = now + grace_sec * kUsecPerSec;
-    if (auto ok = reseal_and_update(**master, *record); !ok) {
+    if (auto ok = reseal_and_update(**master, *record, held_bytes(*record)); !ok) {
         return ok.error();
     }
     audit(caller, record->id, "rotate", "ok");

@@ -249,7 +249,9 @@ class KeyService {
     // The refusal of a call on a known key, audited.
     Error refused(const Caller& caller, const KeyRecord& record, std::string_view action,
                   Error error);
-    Result<void> reseal_and_update(const MasterKey& master, KeyRecord& record);
+    // `held_before`: what the record held (held_bytes) before the change.
+    Result<void> reseal_and_update(const MasterKey& master, KeyRecord& record,
+                                   uint64_t held_before);
     // An imported secret, decrypted, once revocation and expiry allow it;
     // counted as a use and audited as `action`.
     Result<SecretBuffer> open_secret(const Caller& caller, const MasterKey& master,
@@ -260,8 +262,15 @@ class KeyService {
                                  std::string description, std::optional<uint64_t> expires_in_sec);
     Result<void> seal_and_insert(const MasterKey& master, KeyRecord& record);
     Result<uint64_t> expiry_from(std::optional<uint64_t> expires_in_sec, uint64_t now) const;
+    struct Holdings {
+        uint64_t keys = 0;
+        uint64_t bytes = 0;  // held_bytes of every key
+    };
+    Result<Holdings*> holdings(uint32_t uid);
     Result<void> check_quota(const Caller& caller);
-    Result<uint64_t> owned_keys(uint32_t uid);
+    // LimitExceeded when `record`, once stored in place of what held
+    // `held_before` bytes, would take a non-root owner past kMaxBytesPerUser.
+    Result<void> check_room(const KeyRecord& record, uint64_t held_before);
 
     Store& store_;
     KeyslotManager& keyslots_;
@@ -271,11 +280,11 @@ class KeyService {
     KeyRateLimiter key_limits_;
     UsageRecorder usage_;
     LogThrottle refusal_lines_;
-    // Keys per owner, counted in the store once and then kept by this
-    // service, the store's only writer of keys: counting them in SQLite on
-    // every create costs milliseconds once a user owns tens of thousands.
-    // Keys are never deleted, so the count only grows.
-    std::unordered_map<uint32_t, uint64_t> owned_keys_;
+    // Keys and bytes per owner, counted in the store once and then kept by
+    // this service, the store's only writer of keys: counting them in
+    // SQLite on every create costs milliseconds once a user owns tens of
+    // thousands. Keys are never deleted, so the count only grows.
+    std::unordered_map<uint32_t, Holdings> holdings_;
 };
 
 }  // namespace apikeyd

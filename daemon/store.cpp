@@ -674,6 +674,22 @@ Result<std::vector<KeyRecord>> Store::list_keys(std::optional<uint32_t> owner,
     return out;
 }
 
+Result<uint64_t> Store::held_bytes(uint32_t owner) {
+    auto s = cached(
+        "SELECT total(length(CAST(name AS BLOB)) + length(CAST(description AS BLOB)) + "
+        "length(CAST(scopes AS BLOB)) + length(CAST(revoke_reason AS BLOB)) + "
+        "coalesce(length(sealed_secret), 0)) FROM keys WHERE owner_uid=?");
+    if (!s) {
+        return s.error();
+    }
+    StatementUse use(*s);
+    sqlite3_bind_int64(*s, 1, owner);
+    if (sqlite3_step(*s) != SQLITE_ROW) {
+        return failure("Cannot count what keys hold");
+    }
+    return static_cast<uint64_t>(sqlite3_column_double(*s, 0));
+}
+
 Result<uint64_t> Store::count_keys(std::optional<uint32_t> owner) {
     auto s =
         cached(owner ? "SELECT count(*) FROM keys WHERE owner_uid=?" : "SELECT count(*) FROM keys");

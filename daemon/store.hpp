@@ -91,6 +91,9 @@ class Store {
                                              const std::optional<KeysAfter>& after = std::nullopt,
                                              size_t limit = SIZE_MAX);
     Result<uint64_t> count_keys(std::optional<uint32_t> owner);
+    // Bytes of name, description, scopes (as stored, space-joined), revoke
+    // reason and sealed secret of all the owner's keys.
+    Result<uint64_t> held_bytes(uint32_t owner);
 
     struct UsageDelta {
         std::string id;

@@ -20,6 +20,9 @@ inline constexpr size_t kMaxSecretBytes = 64 * 1024;
 inline constexpr size_t kMaxRevokeReasonChars = 256;
 // A non-root user cannot fill the disk with keys; root is trusted anyway.
 inline constexpr size_t kMaxKeysPerUser = 100'000;
+// Nor with what the keys hold: names, descriptions, scopes, revoke reasons
+// and sealed secrets, in bytes, of all of a user's keys together.
+inline constexpr size_t kMaxBytesPerUser = 64 * 1024 * 1024;
 inline constexpr size_t kKeyIdRandomChars = 12;
 
 }  // namespace apikeyd::limits

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "common/key_format.hpp"
+#include "daemon/validation.hpp"
 #include "tests/unit/key_service_fixture.hpp"
 
 namespace apikeyd {
@@ -374,4 +375,53 @@ TEST_F(KeyServiceTest, AFailedBatchLeavesNoChangeAndNoAudit) {
 }
 
 }  // namespace
+TEST_F(KeyServiceTest, AUsersKeysHoldAtMostTheirShareOfBytes) {
+    const std::string largest(limits::kMaxSecretBytes, 's');
+    const auto import_of = [&](const Caller& caller, const std::string& secret) {
+        ImportRequest request;
+        request.name = "big";
+        request.secret = SecretBuffer::from_string(secret);
+        return service->import_secret(caller, std::move(request));
+    };
+    const auto import_largest = [&](const Caller& caller) { return import_of(caller, largest); };
+    const auto small = create(kAlice);
+    ASSERT_TRUE(commits->open());  // one commit for the lot, not one each
+    size_t imported = 0;
+    Result<std::string> last = std::string();
+    while ((last = import_largest(kAlice)) &&
+           imported < 2 * limits::kMaxBytesPerUser / largest.size()) {
+        ++imported;
+    }
+    ASSERT_TRUE(commits->commit_now());
+    ASSERT_FALSE(last) << "no bound reached after " << imported << " secrets";
+    EXPECT_EQ(last.error().code, ErrorCode::LimitExceeded);
+    EXPECT_NE(last.error().message.find("64 MiB"), std::string::npos) << last.error().message;
+    EXPECT_EQ(imported, limits::kMaxBytesPerUser / largest.size() - 1) << "room for names too";
+
+    // Others are not touched by Alice's share.
+    EXPECT_TRUE(import_largest(kBob));
+    EXPECT_TRUE(import_largest(kRoot));
+    // Growing a key is refused like adding one; a revocation never is.
+    while (import_of(kAlice, std::string(1024, 'm'))) {
+    }
+    KeyChanges longer;
+    std::string wide;
+    for (size_t i = 0; i < limits::kMaxDescriptionChars; ++i) {
+        wide += "\u00e9";
+    }
+    longer.description = wide;
+    auto grown = service->update_key(kAlice, small.id, longer);
+    ASSERT_FALSE(grown);
+    EXPECT_EQ(grown.error().code, ErrorCode::LimitExceeded);
+    EXPECT_TRUE(
+        service->revoke_key(kAlice, small.id, std::string(limits::kMaxRevokeReasonChars, 'r')));
+
+    // Counted again from the store after a restart, the share is as full.
+    restart();
+    auto again = import_largest(kAlice);
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, ErrorCode::LimitExceeded);
+    EXPECT_TRUE(import_largest(kBob));
+}
+
 }  // namespace apikeyd

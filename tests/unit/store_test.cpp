@@ -96,6 +96,31 @@ TEST_F(StoreTest, ListsAndCountsPerOwnerInCreationOrder) {
     EXPECT_EQ(*(*store)->count_keys(0u), 1u);
 }
 
+TEST_F(StoreTest, CountsTheBytesAnOwnersKeysHold) {
+    auto store = Store::open(path);
+    ASSERT_TRUE(store);
+    KeyRecord wide = sample_key("k_aaaaaaaaaaaa", 1000, 10);
+    wide.name = "\u00e9t\u00e9";  // 5 bytes, 3 characters
+    wide.revoke_reason = "old";
+    wide.sealed_secret = {1, 2, 3, 4, 5, 6, 7};
+    ASSERT_TRUE((*store)->insert_key(wide));
+    ASSERT_TRUE((*store)->insert_key(sample_key("k_bbbbbbbbbbbb", 1000, 20)));
+    ASSERT_TRUE((*store)->insert_key(sample_key("k_cccccccccccc", 0, 30)));
+    // name + description + "models:* read" + revoke reason + sealed secret
+    EXPECT_EQ(*(*store)->held_bytes(1000u), (5 + 9 + 13 + 3 + 7) + (22 + 9 + 13));
+    EXPECT_EQ(*(*store)->held_bytes(1001u), 0u);
+}
+
+TEST_F(StoreTest, AKeyLookedUpForItsOwnerIsFoundOnlyForThem) {
+    auto store = Store::open(path);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE((*store)->insert_key(sample_key("k_aaaaaaaaaaaa", 1000, 10)));
+    EXPECT_TRUE((*store)->find_key("k_aaaaaaaaaaaa", 1000u)->has_value());
+    EXPECT_FALSE((*store)->find_key("k_aaaaaaaaaaaa", 1001u)->has_value());
+    EXPECT_FALSE((*store)->find_key("k_bbbbbbbbbbbb", 1000u)->has_value());
+    EXPECT_TRUE((*store)->find_key("k_aaaaaaaaaaaa")->has_value()) << "without an owner: any";
+}
+
 TEST_F(StoreTest, UpdatesEverythingButUsageAndAddsUsageInBatches) {
     auto store = Store::open(path);
     ASSERT_TRUE(store);
