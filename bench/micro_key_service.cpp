@@ -90,6 +90,38 @@ void BM_ServiceGetSecret(benchmark::State& state) {
 }
 BENCHMARK(BM_ServiceGetSecret);
 
+// GetKey by another user: on an id of root's keys, and on ids that do not
+// exist. Both answer NotFound; they must cost the same, or the time tells
+// another user's ids from free ones (PERFORMANCE.md sets one against the
+// other).
+void get_key_of_nobody(benchmark::State& state, bool existing) {
+    ServiceFixture f;
+    const Caller someone{1000, 2};
+    std::vector<std::string> ids;
+    for (size_t i = 0; i < kPool; ++i) {
+        std::string id = f.service.create_key(kRoot, f.request())->id;
+        if (!existing) {
+            // Same length and alphabet, one character off: no such key.
+            id.back() = id.back() == 'a' ? 'b' : 'a';
+        }
+        ids.push_back(std::move(id));
+    }
+    size_t i = 0;
+    for (auto _ : state) {
+        if (f.service.get_key(someone, ids[i++ % ids.size()])) {
+            state.SkipWithError("another user's key was found");
+        }
+    }
+}
+void BM_ServiceGetKeyNotYours(benchmark::State& state) {
+    get_key_of_nobody(state, true);
+}
+void BM_ServiceGetKeyNoSuchId(benchmark::State& state) {
+    get_key_of_nobody(state, false);
+}
+BENCHMARK(BM_ServiceGetKeyNotYours);
+BENCHMARK(BM_ServiceGetKeyNoSuchId);
+
 // Durable: each key is committed (and synced) on its own, as a CreateKey
 // over D-Bus is when no other change shares its batch.
 void BM_ServiceCreateKey(benchmark::State& state) {

@@ -27,6 +27,7 @@ struct Flags {
     std::string keys_out;
     size_t sample_every = 1000;
     size_t batch = 10'000;
+    uint32_t owner = 0;
 };
 
 Result<void> prepare(KeyslotManager& keyslots, const std::filesystem::path& dir) {
@@ -61,7 +62,7 @@ int seed(const Flags& flags) {
     CommitScheduler commits(**store);
     KeyService service(**store, keyslots, clock, commits);
     std::ofstream keys_out(flags.keys_out, std::ios::trunc);
-    const Caller root{0, static_cast<uint32_t>(getpid())};
+    const Caller owner{flags.owner, static_cast<uint32_t>(getpid())};
     CreateKeyRequest request;
     request.name = "seeded";
     request.description = "load test key";
@@ -76,7 +77,7 @@ int seed(const Flags& flags) {
             return EXIT_FAILURE;
         }
         for (; made < batch_end; ++made) {
-            auto created = service.create_key(root, request);
+            auto created = service.create_key(owner, request);
             if (!created) {
                 std::cerr << "apikeyd_seed: " << created.error().message << '\n';
                 return EXIT_FAILURE;
@@ -113,6 +114,7 @@ int main(int argc, char** argv) {
     app.add_option("--sample-every", flags.sample_every)->check(CLI::PositiveNumber);
     app.add_option("--batch", flags.batch, "Keys per batch (one COMMIT each)")
         ->check(CLI::PositiveNumber);
+    app.add_option("--owner", flags.owner, "The keys' owner, a UID (default 0, root)");
     CLI11_PARSE(app, argc, argv);
     return apikeyd::seed(flags);
 }

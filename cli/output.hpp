@@ -48,6 +48,7 @@ class Table {
   public:
     explicit Table(std::vector<std::string> headers);
     void add_row(std::vector<std::string> cells);
+    bool empty() const { return rows_.empty(); }
     void print(std::ostream& out, std::string_view indent = "") const;
 
   private:
