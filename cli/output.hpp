@@ -26,8 +26,10 @@ bool flag_field(const client::Dict& dict, const std::string& name);
 std::vector<std::string> list_field(const client::Dict& dict, const std::string& name);
 std::vector<client::Dict> dicts_field(const client::Dict& dict, const std::string& name);
 
-// Control characters (C0, DEL, C1) and bidirectional overrides become \xNN
-// or \uNNNN escapes.
+// The one way apikeyctl shows text it did not write: control, format (Cf),
+// line and paragraph separator characters and bytes that are not UTF-8
+// become escapes (text::escaped in common/printable_text.hpp); printable
+// UTF-8 such as "rëad" or "日本" stays as it is.
 std::string printable(std::string_view text);
 
 std::string join(const std::vector<std::string>& parts, std::string_view separator);

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -128,6 +129,44 @@ TEST_F(Cli, ShowPrintsOneKey) {
     const auto info = cli_json({"show", key.id, "--json"});
     EXPECT_EQ(info["id"], key.id);
     EXPECT_EQ(info["owner_uid"], 0);
+}
+
+// A caller chooses its own executable path, which usage shows to the key's
+// owner, and the daemon cannot refuse it: apikeyctl must escape it.
+TEST_F(Cli, TextACallerChoseIsShownEscapedAndPrintableUtf8AsItIs) {
+    const std::string name =
+        "r\xc3\xab"
+        "ad \xe6\x97\xa5\xe6\x9c\xac";
+    const auto key = root().create_key(name, "line one\n\tline two", {"read"}, {});
+    TempDir dir("apikeyd-exe");
+    // An escape sequence, a right-to-left override and a zero-width space.
+    const auto hostile = dir /
+                         "ctl\x1b[2J\xe2\x80\xae"
+                         "gnp\xe2\x80\x8b.exe";
+    std::filesystem::copy_file(APIKEYCTL_BINARY, hostile);
+    auto env = base_environment();
+    env.push_back("DBUS_SYSTEM_BUS_ADDRESS=" + bus().address());
+    const auto verified = run_process({hostile.string(), "verify"}, key.key + "\n", env);
+    ASSERT_EQ(verified.exit_code, 0) << verified.describe();
+
+    const auto usage = cli({"usage", key.id});
+    ASSERT_EQ(usage.exit_code, 0) << usage.describe();
+    EXPECT_NE(usage.out.find("/ctl\\u{1B}[2J\\u{202E}gnp\\u{200B}.exe"), std::string::npos)
+        << usage.describe();
+    for (const std::string raw : {"\x1b", "\xe2\x80\xae", "\xe2\x80\x8b"}) {
+        EXPECT_EQ(usage.out.find(raw), std::string::npos) << usage.describe();
+    }
+    // JSON carries the path itself, escaped as JSON escapes it.
+    const auto events = cli_json({"usage", key.id, "--json"})["events"];
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events[0]["caller_exe"], hostile.string());
+
+    const auto shown = cli({"show", key.id});
+    ASSERT_EQ(shown.exit_code, 0) << shown.describe();
+    EXPECT_NE(shown.out.find("line one\\n\\tline two\n"), std::string::npos) << shown.describe();
+    EXPECT_NE(shown.out.find(name + "\n"), std::string::npos) << shown.describe();
+    const auto listed = cli({"list"});
+    EXPECT_NE(listed.out.find(name), std::string::npos) << listed.describe();
 }
 
 TEST_F(Cli, VerifyReadsTheKeyFromStdinAndExitsByValidity) {
