@@ -65,7 +65,8 @@ std::string escaped(std::string_view text, Escape escape) {
         }
         const char32_t c = *decoded.code_point;
         const bool shown_as_is =
-            unprintable_kind(c).empty() && (c < 0x80 || escape == Escape::Unprintable);
+            escape == Escape::NotUtf8 ||
+            (unprintable_kind(c).empty() && (c < 0x80 || escape == Escape::Unprintable));
         if (shown_as_is) {
             out += bytes;
         } else if (c == '\n') {

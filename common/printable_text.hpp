@@ -39,7 +39,10 @@ bool is_white_space(char32_t c);
 std::string code_point_name(char32_t c);
 
 enum class Escape {
-    // What unprintable_kind names, and bytes that are not UTF-8.
+    // Bytes that are not UTF-8 alone: text that must be valid UTF-8 (a
+    // D-Bus string) but is not shown yet.
+    NotUtf8,
+    // Those and what unprintable_kind names.
     Unprintable,
     // Those and every other non-ASCII character: for log lines, which stay ASCII.
     NonAscii,

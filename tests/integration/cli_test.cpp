@@ -22,6 +22,15 @@ using nlohmann::json;
 
 class Cli : public DaemonTest {
   protected:
+    // Verifies `key` with a copy of apikeyctl at `path`, which usage then
+    // shows as the caller's executable.
+    void verify_as(const std::filesystem::path& path, const std::string& key) {
+        std::filesystem::copy_file(APIKEYCTL_BINARY, path);
+        auto env = base_environment();
+        env.push_back("DBUS_SYSTEM_BUS_ADDRESS=" + bus().address());
+        const auto verified = run_process({path.string(), "verify"}, key + "\n", env);
+        ASSERT_EQ(verified.exit_code, 0) << verified.describe();
+    }
     ProcessResult cli(const std::vector<std::string>& args, const std::string& stdin_text = "") {
         return run_cli(bus().address(), args, stdin_text);
     }
@@ -143,11 +152,7 @@ TEST_F(Cli, TextACallerChoseIsShownEscapedAndPrintableUtf8AsItIs) {
     const auto hostile = dir /
                          "ctl\x1b[2J\xe2\x80\xae"
                          "gnp\xe2\x80\x8b.exe";
-    std::filesystem::copy_file(APIKEYCTL_BINARY, hostile);
-    auto env = base_environment();
-    env.push_back("DBUS_SYSTEM_BUS_ADDRESS=" + bus().address());
-    const auto verified = run_process({hostile.string(), "verify"}, key.key + "\n", env);
-    ASSERT_EQ(verified.exit_code, 0) << verified.describe();
+    verify_as(hostile, key.key);
 
     const auto usage = cli({"usage", key.id});
     ASSERT_EQ(usage.exit_code, 0) << usage.describe();
@@ -167,6 +172,17 @@ TEST_F(Cli, TextACallerChoseIsShownEscapedAndPrintableUtf8AsItIs) {
     EXPECT_NE(shown.out.find(name + "\n"), std::string::npos) << shown.describe();
     const auto listed = cli({"list"});
     EXPECT_NE(listed.out.find(name), std::string::npos) << listed.describe();
+}
+
+// A path need not be UTF-8; a D-Bus string must be. The daemon escapes the
+// bytes that are not, or no usage reply holding the event could be sent.
+TEST_F(Cli, UsageOfACallerWhosePathIsNotUtf8CanStillBeRead) {
+    const auto key = root().create_key("bytes", "", {"read"}, {});
+    TempDir dir("apikeyd-exe");
+    verify_as(dir / "ctl\xff\xfe", key.key);
+    const auto usage = cli({"usage", key.id});
+    ASSERT_EQ(usage.exit_code, 0) << usage.describe();
+    EXPECT_NE(usage.out.find("/ctl\\xFF\\xFE"), std::string::npos) << usage.describe();
 }
 
 TEST_F(Cli, VerifyReadsTheKeyFromStdinAndExitsByValidity) {

@@ -80,6 +80,10 @@ TEST(PrintableText, EscapesEachByteThatIsNotUtf8) {
     }
 }
 
+TEST(PrintableText, NotUtf8ModeEscapesOnlyBadBytes) {
+    EXPECT_EQ(escaped("\x1b[2J\xe2\x80\xae\xff", Escape::NotUtf8), "\x1b[2J\xe2\x80\xae\\xFF");
+}
+
 TEST(PrintableText, NonAsciiModeEscapesEveryOtherCharacterToo) {
     EXPECT_EQ(escaped("r\xc3\xab"
                       "ad \xf0\x9f\x94\x91\n\xff",
