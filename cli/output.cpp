@@ -323,23 +323,6 @@ void append_json_string(SecretText& out, std::string_view text) {
     out.append("\"");
 }
 
-void append_base64(SecretText& out, std::string_view data) {
-    static constexpr std::string_view kAlphabet =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < data.size(); i += 3) {
-        const size_t n = std::min<size_t>(3, data.size() - i);
-        uint32_t group = 0;
-        for (size_t j = 0; j < 3; ++j) {
-            group = (group << 8) | (j < n ? static_cast<unsigned char>(data[i + j]) : 0U);
-        }
-        char quad[4];
-        for (size_t j = 0; j < 4; ++j) {
-            quad[j] = j <= n ? kAlphabet[(group >> (18 - 6 * j)) & 0x3F] : '=';
-        }
-        out.append({quad, 4});
-    }
-}
-
 void print_key_once(const std::string& id, const std::string& key, std::string_view announcement,
                     bool json) {
     SecretText out;

@@ -77,9 +77,6 @@ void print_json(const nlohmann::json& json);
 // and so cannot go through nlohmann::json's growing buffers.
 void append_json_string(SecretText& out, std::string_view text);
 
-// Appends `data` in standard Base64 (RFC 4648, with padding).
-void append_base64(SecretText& out, std::string_view data);
-
 // Prints a new key's text, the one time it exists outside apikeyd: alone on
 // stdout, between `announcement` and a warning that it is shown once on
 // stderr; or {"id", "key"} as JSON on stdout.
