@@ -19,6 +19,7 @@
 #include "cli/output.hpp"
 #include "cli/secret.hpp"
 #include "cli/terminal.hpp"
+#include "common/encoding.hpp"
 #include "common/unique_fd.hpp"
 
 extern char** environ;
@@ -254,7 +255,7 @@ void copy(const std::string& key) {
     }
     SecretText sequence;
     sequence.append("\x1b]52;c;");
-    append_base64(sequence, key);
+    encoding::append_base64(sequence, key);
     sequence.append("\a");
     write_all(tty.get(), sequence.view());
     schedule_clear(std::nullopt, tty.get(), key);

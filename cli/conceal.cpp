@@ -2,7 +2,72 @@
 
 #include <algorithm>
 
+#include "common/encoding.hpp"
+
 namespace apikeyd::cli {
+namespace {
+
+// The Base64 characters, in `alphabet`, that are made of the bits of `secret`
+// alone when it starts `offset` (0, 1 or 2) bytes into a group of three.
+void append_base64_core(SecretText& out, std::string_view secret, size_t offset,
+                        encoding::Base64Alphabet alphabet) {
+    SecretText shifted;
+    shifted.append(std::string_view("\0\0", offset));
+    shifted.append(secret);
+    SecretText encoded;
+    encoding::append_base64(encoded, shifted.view(), alphabet, encoding::Padding::Without);
+    // A character holds bits [6j, 6j + 6); the secret's are [8 offset, 8 (offset + size)).
+    const size_t first = (8 * offset + 5) / 6;
+    const size_t end = 8 * (offset + secret.size()) / 6;
+    if (end > first) {
+        out.append(encoded.view().substr(first, end - first));
+    }
+}
+
+}  // namespace
+
+void SecretForms::add(std::string_view secret) {
+    SecretText form;
+    const auto next = [&] {
+        keep(form);
+        form.clear();
+    };
+    form.append(secret);
+    next();
+    for (const auto letter_case : {encoding::HexCase::Lower, encoding::HexCase::Upper}) {
+        encoding::append_hex(form, secret, letter_case);
+        next();
+    }
+    for (const auto alphabet :
+         {encoding::Base64Alphabet::Standard, encoding::Base64Alphabet::UrlSafe}) {
+        for (const auto padding : {encoding::Padding::With, encoding::Padding::Without}) {
+            encoding::append_base64(form, secret, alphabet, padding);
+            next();
+        }
+        for (size_t offset = 0; offset < 3; ++offset) {
+            append_base64_core(form, secret, offset, alphabet);
+            next();
+        }
+    }
+}
+
+void SecretForms::keep(const SecretText& form) {
+    const auto same = [&form](const auto& kept) { return kept->view() == form.view(); };
+    if (form.empty() || std::any_of(forms_.begin(), forms_.end(), same)) {
+        return;
+    }
+    auto copy = std::make_unique<SecretText>();
+    copy->append(form.view());
+    forms_.push_back(std::move(copy));
+}
+
+std::vector<std::string_view> SecretForms::views() const {
+    std::vector<std::string_view> views;
+    for (const auto& form : forms_) {
+        views.push_back(form->view());
+    }
+    return views;
+}
 
 Concealer::Concealer(std::vector<std::string_view> secrets) {
     for (const auto secret : secrets) {

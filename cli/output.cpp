@@ -10,11 +10,11 @@
 #include <clocale>
 #include <cstdio>
 #include <iostream>
-#include <optional>
 #include <type_traits>
 #include <variant>
 
 #include "cli/terminal.hpp"
+#include "common/printable_text.hpp"
 
 namespace apikeyd::cli {
 namespace {
@@ -23,52 +23,6 @@ template <typename T>
 const T* field(const client::Dict& dict, const std::string& name) {
     const auto it = dict.find(name);
     return it == dict.end() ? nullptr : std::get_if<T>(&it->second);
-}
-
-struct CodePoint {
-    char32_t value;
-    size_t length;
-};
-
-// The daemon's strings arrived over D-Bus, which guarantees UTF-8; a bad
-// sequence is still handled (as one invalid byte) rather than trusted.
-std::optional<CodePoint> decode_utf8(std::string_view text) {
-    const auto lead = static_cast<unsigned char>(text[0]);
-    size_t length = 0;
-    char32_t value = 0;
-    if (lead < 0x80) {
-        return CodePoint{lead, 1};
-    } else if ((lead & 0xE0) == 0xC0) {
-        length = 2;
-        value = lead & 0x1F;
-    } else if ((lead & 0xF0) == 0xE0) {
-        length = 3;
-        value = lead & 0x0F;
-    } else if ((lead & 0xF8) == 0xF0) {
-        length = 4;
-        value = lead & 0x07;
-    } else {
-        return std::nullopt;
-    }
-    if (text.size() < length) {
-        return std::nullopt;
-    }
-    for (size_t i = 1; i < length; ++i) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if ((c & 0xC0) != 0x80) {
-            return std::nullopt;
-        }
-        value = (value << 6) | (c & 0x3F);
-    }
-    return CodePoint{value, length};
-}
-
-bool needs_escape(char32_t c) {
-    const bool control = c < 0x20 || (c >= 0x7F && c <= 0x9F);
-    // Bidirectional controls can make text read differently from what it is.
-    const bool bidi = (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069) || c == 0x200E ||
-                      c == 0x200F || c == 0x061C;
-    return control || bidi;
 }
 
 // The user's LC_CTYPE, loaded the first time something depends on it (the
@@ -83,11 +37,10 @@ size_t display_width(std::string_view text) {
     adopt_the_users_character_set();
     size_t width = 0;
     while (!text.empty()) {
-        const auto cp = decode_utf8(text);
-        const size_t length = cp ? cp->length : 1;
-        const int w = cp ? wcwidth(static_cast<wchar_t>(cp->value)) : -1;
+        const auto decoded = text::decode_front(text);
+        const int w = decoded.code_point ? wcwidth(static_cast<wchar_t>(*decoded.code_point)) : -1;
         width += w < 0 ? 1 : static_cast<size_t>(w);
-        text.remove_prefix(length);
+        text.remove_prefix(decoded.length);
     }
     return width;
 }
@@ -162,30 +115,7 @@ std::vector<client::Dict> dicts_field(const client::Dict& dict, const std::strin
 }
 
 std::string printable(std::string_view text) {
-    std::string out;
-    out.reserve(text.size());
-    while (!text.empty()) {
-        const auto cp = decode_utf8(text);
-        char escape[16];
-        if (!cp) {
-            std::snprintf(escape, sizeof escape, "\\x%02x", static_cast<unsigned char>(text[0]));
-            out += escape;
-            text.remove_prefix(1);
-            continue;
-        }
-        if (needs_escape(cp->value)) {
-            if (cp->value < 0x80) {
-                std::snprintf(escape, sizeof escape, "\\x%02x", static_cast<unsigned>(cp->value));
-            } else {
-                std::snprintf(escape, sizeof escape, "\\u%04x", static_cast<unsigned>(cp->value));
-            }
-            out += escape;
-        } else {
-            out.append(text.substr(0, cp->length));
-        }
-        text.remove_prefix(cp->length);
-    }
-    return out;
+    return text::escaped(text);
 }
 
 std::string join(const std::vector<std::string>& parts, std::string_view separator) {
@@ -288,11 +218,11 @@ void Table::print(std::ostream& out, std::string_view indent) const {
 void print_fields(std::ostream& out, const Fields& fields, std::string_view indent) {
     size_t width = 0;
     for (const auto& [label, value] : fields) {
-        width = std::max(width, display_width(label) + 1);
+        width = std::max(width, display_width(printable(label)) + 1);
     }
     for (const auto& [label, value] : fields) {
         out << indent;
-        pad(out, label + ":", width + 2);
+        pad(out, printable(label) + ":", width + 2);
         out << printable(value) << '\n';
     }
 }
@@ -391,23 +321,6 @@ void append_json_string(SecretText& out, std::string_view text) {
         }
     }
     out.append("\"");
-}
-
-void append_base64(SecretText& out, std::string_view data) {
-    static constexpr std::string_view kAlphabet =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < data.size(); i += 3) {
-        const size_t n = std::min<size_t>(3, data.size() - i);
-        uint32_t group = 0;
-        for (size_t j = 0; j < 3; ++j) {
-            group = (group << 8) | (j < n ? static_cast<unsigned char>(data[i + j]) : 0U);
-        }
-        char quad[4];
-        for (size_t j = 0; j < 4; ++j) {
-            quad[j] = j <= n ? kAlphabet[(group >> (18 - 6 * j)) & 0x3F] : '=';
-        }
-        out.append({quad, 4});
-    }
 }
 
 void print_key_once(const std::string& id, const std::string& key, std::string_view announcement,

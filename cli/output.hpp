@@ -26,8 +26,10 @@ bool flag_field(const client::Dict& dict, const std::string& name);
 std::vector<std::string> list_field(const client::Dict& dict, const std::string& name);
 std::vector<client::Dict> dicts_field(const client::Dict& dict, const std::string& name);
 
-// Control characters (C0, DEL, C1) and bidirectional overrides become \xNN
-// or \uNNNN escapes.
+// The one way apikeyctl shows text it did not write: control, format (Cf),
+// line and paragraph separator characters and bytes that are not UTF-8
+// become escapes (text::escaped in common/printable_text.hpp); printable
+// UTF-8 such as "rëad" or "日本" stays as it is.
 std::string printable(std::string_view text);
 
 std::string join(const std::vector<std::string>& parts, std::string_view separator);
@@ -75,9 +77,6 @@ void print_json(const nlohmann::json& json);
 // Appends `text` as a JSON string literal, for output that holds a secret
 // and so cannot go through nlohmann::json's growing buffers.
 void append_json_string(SecretText& out, std::string_view text);
-
-// Appends `data` in standard Base64 (RFC 4648, with padding).
-void append_base64(SecretText& out, std::string_view data);
 
 // Prints a new key's text, the one time it exists outside apikeyd: alone on
 // stdout, between `announcement` and a warning that it is shown once on

@@ -309,12 +309,12 @@ int run_run(const RunArgs& args) {
         execvpe(argv[0], argv.data(), envp.data());
         return report_exec_failure(args.command.front(), errno);
     }
-    std::vector<std::string_view> secrets;
+    SecretForms forms;
     for (const auto& entry : entries) {
         const std::string_view text = entry->view();
-        secrets.push_back(text.substr(text.find('=') + 1));
+        forms.add(text.substr(text.find('=') + 1));
     }
-    return run_masked(argv.data(), envp.data(), secrets);
+    return run_masked(argv.data(), envp.data(), forms.views());
 }
 
 }  // namespace
@@ -328,7 +328,8 @@ Runner setup_run(CLI::App& command) {
         ->allow_extra_args(false)
         ->type_name("VAR=ID");
     command.add_flag("--mask", args->mask,
-                     "Replace the secrets with <concealed> wherever the command prints them");
+                     "Replace the secrets, also in hex or Base64, with <concealed> wherever the "
+                     "command prints them");
     command
         .add_option("COMMAND", args->command,
                     "The command to run and its arguments, after -- so that its options are not "

@@ -8,6 +8,7 @@
 #include "cli/output.hpp"
 #include "cli/secret.hpp"
 #include "cli/terminal.hpp"
+#include "common/encoding.hpp"
 #include "dbus/client.hpp"
 
 namespace apikeyd::cli {
@@ -25,20 +26,20 @@ struct SignArgs {
     bool json = false;
 };
 
+std::string_view text_of(const std::vector<uint8_t>& bytes) {
+    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
 std::string hex_of(const std::vector<uint8_t>& bytes) {
-    static constexpr std::string_view kDigits = "0123456789abcdef";
-    std::string out;
-    for (const uint8_t b : bytes) {
-        out += kDigits[b >> 4];
-        out += kDigits[b & 0x0F];
-    }
-    return out;
+    std::string hex;
+    encoding::append_hex(hex, text_of(bytes));
+    return hex;
 }
 
 std::string base64_of(const std::vector<uint8_t>& bytes) {
-    SecretText encoded;
-    append_base64(encoded, {reinterpret_cast<const char*>(bytes.data()), bytes.size()});
-    return std::string(encoded.view());
+    std::string base64;
+    encoding::append_base64(base64, text_of(bytes));
+    return base64;
 }
 
 int run_sign(const SignArgs& args) {

@@ -1,10 +1,15 @@
 #include "daemon/caller.hpp"
 
+#include "common/printable_text.hpp"
+
 namespace apikeyd {
 
-SharedText caller_text(std::string_view text) {
+SharedText caller_text(std::string_view raw) {
+    // A path need not be UTF-8, but a D-Bus string must: one byte that is
+    // not would make every GetUsage reply that holds the event fail.
+    const std::string text = text::escaped(raw, text::Escape::NotUtf8);
     if (text.size() <= kMaxCallerTextBytes) {
-        return SharedText(std::string(text));
+        return SharedText(text);
     }
     constexpr std::string_view kCut = "...";
     size_t start = text.size() - (kMaxCallerTextBytes - kCut.size());
@@ -12,7 +17,7 @@ SharedText caller_text(std::string_view text) {
     while (start < text.size() && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) {
         ++start;
     }
-    return SharedText(std::string(kCut) + std::string(text.substr(start)));
+    return SharedText(std::string(kCut) + text.substr(start));
 }
 
 }  // namespace apikeyd

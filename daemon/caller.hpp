@@ -31,7 +31,8 @@ class SharedText {
 // chooses its own path (one of 3,800 bytes works), and every event it
 // causes stores it: a longer one keeps its last bytes behind "...".
 inline constexpr size_t kMaxCallerTextBytes = 256;
-// `text` cut as above, at a UTF-8 character's start.
+// `text` with each byte that is not UTF-8 written as \xXX, then cut as above
+// at a character's start.
 SharedText caller_text(std::string_view text);
 
 struct Caller {

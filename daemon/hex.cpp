@@ -1,15 +1,13 @@
 #include "daemon/hex.hpp"
 
+#include "common/encoding.hpp"
+
 namespace apikeyd::hex {
 
 std::string encode(std::span<const uint8_t> bytes) {
-    static constexpr char kDigits[] = "0123456789abcdef";
     std::string text;
     text.reserve(bytes.size() * 2);
-    for (uint8_t b : bytes) {
-        text.push_back(kDigits[b >> 4]);
-        text.push_back(kDigits[b & 0xF]);
-    }
+    encoding::append_hex(text, {reinterpret_cast<const char*>(bytes.data()), bytes.size()});
     return text;
 }
 

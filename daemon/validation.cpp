@@ -1,8 +1,10 @@
 #include "daemon/validation.hpp"
 
 #include <algorithm>
-#include <cstdint>
+#include <cstdio>
 #include <optional>
+
+#include "common/printable_text.hpp"
 
 namespace apikeyd::validation {
 namespace {
@@ -11,51 +13,58 @@ Error invalid(std::string message) {
     return make_error(ErrorCode::InvalidArgument, std::move(message));
 }
 
-// Decodes UTF-8 strictly (no overlongs, no surrogates, nothing above
-// U+10FFFF) and counts code points; nullopt when the text is not UTF-8 or
-// holds a control character the caller did not allow.
-std::optional<size_t> count_text_chars(std::string_view text, bool allow_newlines) {
-    size_t count = 0;
-    for (size_t i = 0; i < text.size(); ++count) {
-        const auto lead = static_cast<uint8_t>(text[i]);
-        uint32_t cp = 0;
-        size_t len = 0;
-        if (lead < 0x80) {
-            cp = lead;
-            len = 1;
-        } else if ((lead & 0xE0) == 0xC0) {
-            cp = lead & 0x1Fu;
-            len = 2;
-        } else if ((lead & 0xF0) == 0xE0) {
-            cp = lead & 0x0Fu;
-            len = 3;
-        } else if ((lead & 0xF8) == 0xF0) {
-            cp = lead & 0x07u;
-            len = 4;
-        } else {
-            return std::nullopt;
+// What check_text learnt of a text that is fit to store.
+struct TextShape {
+    size_t chars = 0;
+    std::optional<char32_t> leading_space;
+    std::optional<char32_t> trailing_space;
+    bool only_space = true;
+};
+
+enum class Breaks { Refused, Allowed };
+
+// Refuses text longer than `max_chars` characters, not UTF-8, or holding a
+// character that could hide or reorder what is shown with it
+// (text::unprintable_kind; newline and tab where `breaks` allows them),
+// naming the character by its code point and never repeating the bytes.
+Result<TextShape> check_text(std::string_view field, std::string_view text, Breaks breaks,
+                             size_t max_chars) {
+    TextShape shape;
+    char32_t last = 0;
+    const auto refuse = [&](const std::string& what) {
+        return invalid("Invalid " + std::string(field) + ": it " + what + " at character " +
+                       std::to_string(shape.chars));
+    };
+    while (!text.empty()) {
+        const auto decoded = text::decode_front(text);
+        ++shape.chars;
+        if (!decoded.code_point) {
+            char byte[8];
+            std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[0]));
+            return refuse("is not UTF-8: byte " + std::string(byte));
         }
-        if (i + len > text.size()) {
-            return std::nullopt;
+        last = *decoded.code_point;
+        const auto kind = text::unprintable_kind(last);
+        const bool allowed_break = breaks == Breaks::Allowed && (last == '\n' || last == '\t');
+        if (!kind.empty() && !allowed_break) {
+            return refuse("contains " + text::code_point_name(last) + " (" + std::string(kind) +
+                          ")");
         }
-        for (size_t k = 1; k < len; ++k) {
-            const auto cont = static_cast<uint8_t>(text[i + k]);
-            if ((cont & 0xC0) != 0x80) {
-                return std::nullopt;
-            }
-            cp = (cp << 6) | (cont & 0x3Fu);
+        const bool space = text::is_white_space(last);
+        if (shape.chars == 1 && space) {
+            shape.leading_space = last;
         }
-        static constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < kMinForLength[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-            return std::nullopt;
-        }
-        const bool newline_or_tab = cp == '\n' || cp == '\t';
-        if ((cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) && !(allow_newlines && newline_or_tab)) {
-            return std::nullopt;
-        }
-        i += len;
+        shape.only_space = shape.only_space && space;
+        text.remove_prefix(decoded.length);
     }
-    return count;
+    if (shape.chars > max_chars) {
+        return invalid("Invalid " + std::string(field) + ": it is " + std::to_string(shape.chars) +
+                       " characters long; the limit is " + std::to_string(max_chars));
+    }
+    if (shape.chars > 0 && text::is_white_space(last)) {
+        shape.trailing_space = last;
+    }
+    return shape;
 }
 
 bool is_scope_char(char c) {
@@ -76,52 +85,48 @@ Result<void> check_scope(std::string_view scope) {
 }  // namespace
 
 std::string quote_for_message(std::string_view text, size_t max) {
-    std::string out = "'";
-    for (size_t i = 0; i < text.size() && i < max; ++i) {
-        const char c = text[i];
-        out += (c >= 0x20 && c < 0x7F) ? c : '?';
+    size_t cut = 0;
+    for (size_t chars = 0; cut < text.size() && chars < max; ++chars) {
+        cut += text::decode_front(text.substr(cut)).length;
     }
-    if (text.size() > max) {
-        out += "...";
-    }
-    return out + "'";
+    return "'" + text::escaped(text.substr(0, cut), text::Escape::NonAscii) +
+           (cut < text.size() ? "..." : "") + "'";
 }
 
 Result<void> check_name(std::string_view name) {
-    const auto chars = count_text_chars(name, false);
-    if (!chars) {
-        return invalid("Invalid name: it must be UTF-8 text without control characters");
+    const auto shape = check_text("name", name, Breaks::Refused, limits::kMaxNameChars);
+    if (!shape) {
+        return shape.error();
     }
-    if (*chars == 0 || *chars > limits::kMaxNameChars) {
-        return invalid("Invalid name: it must be 1-" + std::to_string(limits::kMaxNameChars) +
-                       " characters long, not " + std::to_string(*chars));
+    if (shape->chars == 0) {
+        return invalid("Invalid name: it is empty");
+    }
+    // Two names that differ only in white space at an end look the same in
+    // a list.
+    if (shape->only_space) {
+        return invalid("Invalid name: it is only white space");
+    }
+    if (shape->leading_space) {
+        return invalid("Invalid name: it starts with " +
+                       text::code_point_name(*shape->leading_space) + " (white space)");
+    }
+    if (shape->trailing_space) {
+        return invalid("Invalid name: it ends with " +
+                       text::code_point_name(*shape->trailing_space) + " (white space)");
     }
     return {};
 }
 
 Result<void> check_description(std::string_view description) {
-    const auto chars = count_text_chars(description, true);
-    if (!chars) {
-        return invalid(
-            "Invalid description: it must be UTF-8 text without control characters other than "
-            "newline and tab");
-    }
-    if (*chars > limits::kMaxDescriptionChars) {
-        return invalid("Invalid description: it is " + std::to_string(*chars) +
-                       " characters long; the limit is " +
-                       std::to_string(limits::kMaxDescriptionChars));
-    }
-    return {};
+    const auto shape =
+        check_text("description", description, Breaks::Allowed, limits::kMaxDescriptionChars);
+    return shape ? Result<void>() : shape.error();
 }
 
 Result<void> check_revoke_reason(std::string_view reason) {
-    const auto chars = count_text_chars(reason, false);
-    if (!chars || *chars > limits::kMaxRevokeReasonChars) {
-        return invalid("Invalid revoke reason: it must be UTF-8 text of at most " +
-                       std::to_string(limits::kMaxRevokeReasonChars) +
-                       " characters without control characters");
-    }
-    return {};
+    const auto shape =
+        check_text("revoke reason", reason, Breaks::Refused, limits::kMaxRevokeReasonChars);
+    return shape ? Result<void>() : shape.error();
 }
 
 Result<std::vector<std::string>> normalize_scopes(const std::vector<std::string>& scopes) {

@@ -29,6 +29,9 @@ inline constexpr size_t kKeyIdRandomChars = 12;
 
 namespace apikeyd::validation {
 
+// Text is UTF-8 without control, format (Cf), line or paragraph separator
+// characters (Zl, Zp); a description may hold newlines and tabs. A name is
+// not empty, not only white space, and neither starts nor ends with it.
 Result<void> check_name(std::string_view name);
 Result<void> check_description(std::string_view description);
 Result<void> check_revoke_reason(std::string_view reason);
@@ -44,8 +47,9 @@ Result<void> check_keyslot_id(std::string_view id);
 // "prefix:*" wildcard that covers "prefix:anything". "" asks for any scope.
 bool scopes_allow(std::span<const std::string> granted, std::string_view requested);
 
-// A string safe to put in an error message or log line: printable ASCII,
-// at most `max` characters, the rest elided.
+// A string safe to put in an error message or log line: ASCII, at most
+// `max` characters, every one but printable ASCII escaped
+// (common/printable_text.hpp), the rest elided.
 std::string quote_for_message(std::string_view text, size_t max = 64);
 
 }  // namespace apikeyd::validation

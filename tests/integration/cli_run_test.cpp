@@ -1,7 +1,7 @@
 // `apikeyctl run`: imported secrets reach a command through its environment
 // only, never its command line; with --mask whatever it prints has them
-// concealed, also when a secret arrives in pieces; the exit status is the
-// command's.
+// concealed, also when a secret arrives in pieces or in hex or Base64; the
+// exit status is the command's.
 
 #include <gtest/gtest.h>
 
@@ -14,10 +14,15 @@
 namespace apikeyd::test {
 namespace {
 
-std::string sha256_hex(const std::string& data) {
-    const auto r = run_process({"sha256sum"}, data, base_environment());
+// What `filter` (a coreutils command) prints for `data`.
+std::string filtered(const std::vector<std::string>& filter, const std::string& data) {
+    const auto r = run_process(filter, data, base_environment());
     EXPECT_EQ(r.exit_code, 0) << r.describe();
-    return r.out.substr(0, 64);
+    return r.out;
+}
+
+std::string sha256_hex(const std::string& data) {
+    return filtered({"sha256sum"}, data).substr(0, 64);
 }
 
 class CliRun : public CliTest {
@@ -27,6 +32,11 @@ class CliRun : public CliTest {
 
     std::string import(const std::string& secret) {
         return root().import_secret("run-test", "", bytes_of(secret), {});
+    }
+
+    // `script` run by sh with the secret `id` in $TOKEN, its output masked.
+    ProcessResult masked(const std::string& id, const std::string& script) {
+        return cli({"run", "--env", "TOKEN=" + id, "--mask", "--", "sh", "-c", script});
     }
 };
 
@@ -79,9 +89,10 @@ TEST_F(CliRun, ExitsWithTheCommandsStatus) {
 TEST_F(CliRun, MaskConcealsTheSecretInOutputAndErrors) {
     const std::string secret = new_secret();
     const auto id = import(secret);
-    const auto r = cli({"run", "--env", "TOKEN=" + id, "--mask", "--", "sh", "-c",
-                        "echo \"token: $TOKEN, twice: $TOKEN$TOKEN\"; echo \"error: $TOKEN\" >&2; "
-                        "cat /proc/$PPID/comm"});
+    const auto r =
+        masked(id,
+               "echo \"token: $TOKEN, twice: $TOKEN$TOKEN\"; echo \"error: $TOKEN\" >&2; "
+               "cat /proc/$PPID/comm");
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     EXPECT_EQ(r.out,
               "token: <concealed>, twice: <concealed><concealed>\n"
@@ -93,14 +104,50 @@ TEST_F(CliRun, MaskConcealsASecretSplitAcrossWritesAndPassesNearMisses) {
     const std::string secret = new_secret();
     const auto id = import(secret);
     // Separate writes with a pause between them arrive as separate reads.
-    const auto r = cli({"run", "--env", "TOKEN=" + id, "--mask", "--", "sh", "-c",
-                        "printf '<%s' \"${TOKEN%??????????}\"; sleep 0.3; "
-                        "printf '%s>\\n' \"${TOKEN#${TOKEN%??????????}}\"; "
-                        "printf 'near miss: %s!\\n' \"${TOKEN%?}\"; sleep 0.3; "
-                        "printf '%s' \"${TOKEN%?}\""});
+    const auto r = masked(id,
+                          "printf '<%s' \"${TOKEN%??????????}\"; sleep 0.3; "
+                          "printf '%s>\\n' \"${TOKEN#${TOKEN%??????????}}\"; "
+                          "printf 'near miss: %s!\\n' \"${TOKEN%?}\"; sleep 0.3; "
+                          "printf '%s' \"${TOKEN%?}\"");
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     const std::string almost = secret.substr(0, secret.size() - 1);
     EXPECT_EQ(r.out, "<<concealed>>\nnear miss: " + almost + "!\n" + almost) << r.describe();
+}
+
+TEST_F(CliRun, MaskConcealsTheSecretInHexAndBase64) {
+    const std::string secret = new_secret();
+    ASSERT_NE(secret.size() % 3, 0u) << "the padded Base64 below must have padding";
+    const auto id = import(secret);
+    const auto r = masked(id,
+                          "printf %s \"$TOKEN\" | od -An -v -tx1 | tr -d ' \\n'; echo; "
+                          "printf %s \"$TOKEN\" | basenc --base16 -w0; echo; "
+                          "printf %s \"$TOKEN\" | base64 -w0; echo; "
+                          "printf %s \"$TOKEN\" | basenc --base64url -w0 | tr -d =; echo");
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_EQ(r.out, "<concealed>\n<concealed>\n<concealed>\n<concealed>\n");
+}
+
+// Base64 of a longer stream holds the secret's encoding in one of three
+// shapes, by where the secret starts modulo 3; the characters that mix its
+// bits with the bytes around it are all that may be shown.
+TEST_F(CliRun, MaskConcealsTheSecretInsideALongerBase64Stream) {
+    const std::string secret = new_secret();
+    const auto id = import(secret);
+    for (const std::string before : {"", "x", "xy"}) {
+        const auto r = masked(id, "printf '" + before + "%s!\\n' \"$TOKEN\" | base64 -w0");
+        ASSERT_EQ(r.exit_code, 0) << r.describe();
+        const std::string encoded = filtered({"base64", "-w0"}, before + secret + "!\n");
+        const size_t at = r.out.find("<concealed>");
+        ASSERT_NE(at, std::string::npos) << "before '" << before << "'\n" << r.describe();
+        const std::string shown_before = r.out.substr(0, at);
+        const std::string shown_after = r.out.substr(at + std::string("<concealed>").size());
+        EXPECT_TRUE(encoded.starts_with(shown_before)) << shown_before;
+        EXPECT_TRUE(encoded.ends_with(shown_after)) << shown_after;
+        // The secret's 8n bits fill 8n/6 characters; at most one at each end
+        // is shared with the bytes around it.
+        const size_t hidden = encoded.size() - shown_before.size() - shown_after.size();
+        EXPECT_GE(3 * hidden + 5, 4 * secret.size()) << "before '" << before << "'\n" << r.out;
+    }
 }
 
 TEST_F(CliRun, RefusesBadNamesBadIdsAndSecretsWithANulByte) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,15 @@ using nlohmann::json;
 
 class Cli : public DaemonTest {
   protected:
+    // Verifies `key` with a copy of apikeyctl at `path`, which usage then
+    // shows as the caller's executable.
+    void verify_as(const std::filesystem::path& path, const std::string& key) {
+        std::filesystem::copy_file(APIKEYCTL_BINARY, path);
+        auto env = base_environment();
+        env.push_back("DBUS_SYSTEM_BUS_ADDRESS=" + bus().address());
+        const auto verified = run_process({path.string(), "verify"}, key + "\n", env);
+        ASSERT_EQ(verified.exit_code, 0) << verified.describe();
+    }
     ProcessResult cli(const std::vector<std::string>& args, const std::string& stdin_text = "") {
         return run_cli(bus().address(), args, stdin_text);
     }
@@ -128,6 +138,51 @@ TEST_F(Cli, ShowPrintsOneKey) {
     const auto info = cli_json({"show", key.id, "--json"});
     EXPECT_EQ(info["id"], key.id);
     EXPECT_EQ(info["owner_uid"], 0);
+}
+
+// A caller chooses its own executable path, which usage shows to the key's
+// owner, and the daemon cannot refuse it: apikeyctl must escape it.
+TEST_F(Cli, TextACallerChoseIsShownEscapedAndPrintableUtf8AsItIs) {
+    const std::string name =
+        "r\xc3\xab"
+        "ad \xe6\x97\xa5\xe6\x9c\xac";
+    const auto key = root().create_key(name, "line one\n\tline two", {"read"}, {});
+    TempDir dir("apikeyd-exe");
+    // An escape sequence, a right-to-left override and a zero-width space.
+    const auto hostile = dir /
+                         "ctl\x1b[2J\xe2\x80\xae"
+                         "gnp\xe2\x80\x8b.exe";
+    verify_as(hostile, key.key);
+
+    const auto usage = cli({"usage", key.id});
+    ASSERT_EQ(usage.exit_code, 0) << usage.describe();
+    EXPECT_NE(usage.out.find("/ctl\\u{1B}[2J\\u{202E}gnp\\u{200B}.exe"), std::string::npos)
+        << usage.describe();
+    for (const std::string raw : {"\x1b", "\xe2\x80\xae", "\xe2\x80\x8b"}) {
+        EXPECT_EQ(usage.out.find(raw), std::string::npos) << usage.describe();
+    }
+    // JSON carries the path itself, escaped as JSON escapes it.
+    const auto events = cli_json({"usage", key.id, "--json"})["events"];
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events[0]["caller_exe"], hostile.string());
+
+    const auto shown = cli({"show", key.id});
+    ASSERT_EQ(shown.exit_code, 0) << shown.describe();
+    EXPECT_NE(shown.out.find("line one\\n\\tline two\n"), std::string::npos) << shown.describe();
+    EXPECT_NE(shown.out.find(name + "\n"), std::string::npos) << shown.describe();
+    const auto listed = cli({"list"});
+    EXPECT_NE(listed.out.find(name), std::string::npos) << listed.describe();
+}
+
+// A path need not be UTF-8; a D-Bus string must be. The daemon escapes the
+// bytes that are not, or no usage reply holding the event could be sent.
+TEST_F(Cli, UsageOfACallerWhosePathIsNotUtf8CanStillBeRead) {
+    const auto key = root().create_key("bytes", "", {"read"}, {});
+    TempDir dir("apikeyd-exe");
+    verify_as(dir / "ctl\xff\xfe", key.key);
+    const auto usage = cli({"usage", key.id});
+    ASSERT_EQ(usage.exit_code, 0) << usage.describe();
+    EXPECT_NE(usage.out.find("/ctl\\xFF\\xFE"), std::string::npos) << usage.describe();
 }
 
 TEST_F(Cli, VerifyReadsTheKeyFromStdinAndExitsByValidity) {

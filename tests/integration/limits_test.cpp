@@ -64,6 +64,38 @@ TEST_F(Limits, EmptyNameAndControlCharactersAreRefused) {
     EXPECT_EQ(create_error("c1\xc2\x9b", "", {}), kInvalidArgument);
 }
 
+TEST_F(Limits, HiddenCharactersAndEdgeWhiteSpaceAreRefusedByCodePointEverywhere) {
+    const std::string zero_width =
+        "a\xe2\x80\x8b"
+        "b";
+    const std::string expected =
+        "Invalid name: it contains U+200B (a format character) at character 2";
+    EXPECT_EQ(create_error(zero_width, "", {}), kInvalidArgument);
+    EXPECT_EQ(last_message_, expected);
+    EXPECT_EQ(create_error("trailing ", "", {}), kInvalidArgument);
+    EXPECT_EQ(last_message_, "Invalid name: it ends with U+0020 (white space)");
+    EXPECT_EQ(create_error("d", "\xe2\x80\xae", {}), kInvalidArgument);
+    EXPECT_NE(last_message_.find("description"), std::string::npos) << last_message_;
+
+    const auto imported =
+        catch_bus_error([&] { root().import_secret(zero_width, "", bytes_of("x"), {}); });
+    EXPECT_EQ(imported.name, kInvalidArgument);
+    EXPECT_EQ(imported.message, expected);
+    const auto key = root().create_key("kept", "", {}, {});
+    const auto renamed = catch_bus_error([&] {
+        root().update_key(key.id, {{"name", Value{zero_width}}});
+    });
+    EXPECT_EQ(renamed.name, kInvalidArgument);
+    EXPECT_EQ(renamed.message, expected);
+    const auto revoked = catch_bus_error([&] { root().revoke_key(key.id, "para\xe2\x80\xa9"); });
+    EXPECT_EQ(revoked.name, kInvalidArgument);
+    EXPECT_EQ(revoked.message,
+              "Invalid revoke reason: it contains U+2029 (a paragraph separator) at character 5");
+    const auto info = root().get_key(key.id);
+    EXPECT_EQ(field<std::string>(info, "name"), "kept");
+    EXPECT_EQ(field<std::string>(info, "state"), "active");
+}
+
 TEST_F(Limits, DescriptionOf1024CharactersIsAcceptedAnd1025Refused) {
     EXPECT_EQ(create_error("d", "", {}), "") << "a description may be empty";
     EXPECT_EQ(create_error("d", repeat("d", 1024), {}), "");

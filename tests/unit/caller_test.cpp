@@ -34,5 +34,12 @@ TEST(CallerText, NeverCutsACharacterInTwo) {
     EXPECT_EQ(cut.view().size() % 2, 1u) << "'...' and whole two-byte characters";
 }
 
+TEST(CallerText, WritesBytesThatAreNotUtf8AsEscapes) {
+    EXPECT_EQ(caller_text("/tmp/ctl\xff\xfe \xC3\xA9").view(), "/tmp/ctl\\xFF\\xFE \xC3\xA9");
+    const auto cut = caller_text("/" + std::string(300, '\xff'));
+    EXPECT_EQ(cut.view().size(), kMaxCallerTextBytes);
+    EXPECT_TRUE(cut.view().ends_with("\\xFF\\xFF")) << cut.view();
+}
+
 }  // namespace
 }  // namespace apikeyd

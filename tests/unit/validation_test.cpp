@@ -127,10 +127,101 @@ TEST(Validation, SecretsAreOneByteTo64KiB) {
     EXPECT_FALSE(check_secret_size(64 * 1024 + 1));
 }
 
-TEST(Validation, QuotedValuesInMessagesArePrintableAndBounded) {
+TEST(Validation, QuotedValuesInMessagesAreEscapedAsciiAndBounded) {
     EXPECT_EQ(quote_for_message("abc"), "'abc'");
-    EXPECT_EQ(quote_for_message("a\nb\x01"), "'a?b?'");
+    EXPECT_EQ(quote_for_message("a\nb\x01"), "'a\\nb\\u{01}'");
+    EXPECT_EQ(quote_for_message("r\xc3\xab"
+                                "ad"),
+              "'r\\u{EB}ad'");
+    EXPECT_EQ(quote_for_message("\xff"), "'\\xFF'");
     EXPECT_EQ(quote_for_message(repeat("x", 100), 4), "'xxxx...'");
+    // Cut after four characters, not inside the fourth.
+    EXPECT_EQ(quote_for_message(repeat("\xc3\xa9", 5), 4), "'" + repeat("\\u{E9}", 4) + "...'");
+}
+
+struct Refusal {
+    std::string text;
+    std::string message;
+};
+
+void expect_refusals(Result<void> (*check)(std::string_view), const std::vector<Refusal>& cases) {
+    for (const auto& c : cases) {
+        const auto result = check(c.text);
+        ASSERT_FALSE(result) << "accepted " << testing::PrintToString(c.text);
+        EXPECT_EQ(result.error().code, ErrorCode::InvalidArgument);
+        EXPECT_EQ(result.error().message, c.message) << testing::PrintToString(c.text);
+    }
+}
+
+TEST(Validation, NamesWithFormatCharactersOrSeparatorsAreRefusedByCodePoint) {
+    expect_refusals(check_name,
+                    {
+                        {"abc\xe2\x80\x8b"
+                         "d",
+                         "Invalid name: it contains U+200B (a format character) at character 4"},
+                        {"\xef\xbb\xbf"
+                         "bom",
+                         "Invalid name: it contains U+FEFF (a format character) at character 1"},
+                        {"prod\xe2\x80\xae"
+                         "tset",
+                         "Invalid name: it contains U+202E (a format character) at character 5"},
+                        {"a\xe2\x80\xaa",
+                         "Invalid name: it contains U+202A (a format character) at character 2"},
+                        {"a\xe2\x81\xa6",
+                         "Invalid name: it contains U+2066 (a format character) at character 2"},
+                        {"a\xe2\x81\xa9",
+                         "Invalid name: it contains U+2069 (a format character) at character 2"},
+                        {"a\xe2\x80\xa8"
+                         "b",
+                         "Invalid name: it contains U+2028 (a line separator) at character 2"},
+                        {"a\xe2\x80\xa9"
+                         "b",
+                         "Invalid name: it contains U+2029 (a paragraph separator) at character 2"},
+                        {"\xc3\xa9\x1b[2J",
+                         "Invalid name: it contains U+001B (a control character) at character 2"},
+                        {"ok\xff", "Invalid name: it is not UTF-8: byte 0xFF at character 3"},
+                    });
+}
+
+TEST(Validation, NamesWithWhiteSpaceAtAnEndOrOnlyWhiteSpaceAreRefused) {
+    expect_refusals(
+        check_name,
+        {
+            {" lead", "Invalid name: it starts with U+0020 (white space)"},
+            {"trail ", "Invalid name: it ends with U+0020 (white space)"},
+            {"\xc2\xa0nbsp", "Invalid name: it starts with U+00A0 (white space)"},
+            {"ideographic\xe3\x80\x80", "Invalid name: it ends with U+3000 (white space)"},
+            {"   ", "Invalid name: it is only white space"},
+            {"\xe2\x80\x83", "Invalid name: it is only white space"},
+        });
+    EXPECT_TRUE(check_name("my key"));
+    EXPECT_TRUE(check_name("\xe6\x97\xa5\xe6\x9c\xac \xe3\x82\xad\xe3\x83\xbc"));
+}
+
+TEST(Validation, DescriptionsAndRevokeReasonsRefuseFormatCharactersAndSeparators) {
+    expect_refusals(check_description,
+                    {
+                        {"see\xe2\x80\x8b",
+                         "Invalid description: it contains U+200B (a format character) at "
+                         "character 4"},
+                        {"one\xe2\x80\xa8two",
+                         "Invalid description: it contains U+2028 (a line separator) at "
+                         "character 4"},
+                        {"cr\r",
+                         "Invalid description: it contains U+000D (a control character) "
+                         "at character 3"},
+                    });
+    expect_refusals(check_revoke_reason,
+                    {
+                        {"leaked\xe2\x81\xa7",
+                         "Invalid revoke reason: it contains U+2067 (a format character) at "
+                         "character 7"},
+                        {"two\nlines",
+                         "Invalid revoke reason: it contains U+000A (a control "
+                         "character) at character 4"},
+                    });
+    EXPECT_TRUE(check_description(" spaced out \n"));
+    EXPECT_TRUE(check_revoke_reason(" leaked in a log "));
 }
 
 }  // namespace
