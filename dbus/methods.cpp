@@ -24,7 +24,7 @@ Result<Durable<NoReply>> durable(Result<ChangedKey> changed, const char* signal)
     if (!changed) {
         return changed.error();
     }
-    return Durable<NoReply>{{}, signal, std::move(changed->id)};
+    return Durable<NoReply>{{}, {signal, std::move(changed->id), changed->owner_uid}};
 }
 
 Result<Durable<CreatedKey>> create_key(Core& core, const Caller& caller, std::string_view name,
@@ -42,8 +42,8 @@ Result<Durable<CreatedKey>> create_key(Core& core, const Caller& caller, std::st
     if (!created) {
         return created.error();
     }
-    std::string id = created->id;
-    return Durable<CreatedKey>{std::move(*created), "KeyCreated", std::move(id)};
+    KeySignal signal{"KeyCreated", created->id, created->owner_uid};
+    return Durable<CreatedKey>{std::move(*created), std::move(signal)};
 }
 
 Result<Durable<std::string>> import_secret(Core& core, const Caller& caller, std::string_view name,
@@ -58,7 +58,7 @@ Result<Durable<std::string>> import_secret(Core& core, const Caller& caller, std
     if (!imported) {
         return imported.error();
     }
-    return Durable<std::string>{imported->id, "KeyCreated", imported->id};
+    return Durable<std::string>{imported->id, {"KeyCreated", imported->id, imported->owner_uid}};
 }
 
 Result<std::vector<KeyInfo>> list_keys(Core& core, const Caller& caller,
@@ -101,7 +101,8 @@ Result<Durable<SecretText>> rotate_key(Core& core, const Caller& caller, std::st
     if (!rotated) {
         return rotated.error();
     }
-    return Durable<SecretText>{{std::move(rotated->key_text)}, "KeyChanged", std::string(id)};
+    return Durable<SecretText>{{std::move(rotated->key_text)},
+                               {"KeyChanged", std::string(id), rotated->owner_uid}};
 }
 
 Result<Verification> verify_key(Core& core, const Caller& caller, std::string_view key,
@@ -169,6 +170,22 @@ Result<NoReply> unlock(Core& core, const Caller& caller, std::string_view type,
     return NoReply{};
 }
 
+// Signals go to the calling connection from now on, while it stays on the
+// bus, for the keys its user may see.
+Result<NoReply> subscribe(Core& core, const Caller& caller, Sender sender) {
+    if (auto ok = core.subscribers.subscribe(sender.name, caller.uid); !ok) {
+        return ok.error();
+    }
+    return NoReply{};
+}
+
+Result<NoReply> unsubscribe(Core& core, const Caller&, Sender sender) {
+    if (auto ok = core.subscribers.unsubscribe(sender.name); !ok) {
+        return ok.error();
+    }
+    return NoReply{};
+}
+
 template <auto Method>
 constexpr auto handler = &ManagerObject::handle<Method>;
 
@@ -220,6 +237,10 @@ const sd_bus_vtable kVtable[] = {
                             handler<remove_keyslot>, kOpen),
     SD_BUS_METHOD_WITH_ARGS("Unlock", SD_BUS_ARGS("s", type, "a{sv}", credentials),
                             SD_BUS_NO_RESULT, handler<unlock>, kSecret),
+    SD_BUS_METHOD_WITH_ARGS("Subscribe", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, handler<subscribe>,
+                            kOpen),
+    SD_BUS_METHOD_WITH_ARGS("Unsubscribe", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, handler<unsubscribe>,
+                            kOpen),
     SD_BUS_SIGNAL_WITH_ARGS("KeyCreated", SD_BUS_ARGS("s", id), 0),
     SD_BUS_SIGNAL_WITH_ARGS("KeyChanged", SD_BUS_ARGS("s", id), 0),
     SD_BUS_SIGNAL_WITH_ARGS("KeyRevoked", SD_BUS_ARGS("s", id), 0),
