@@ -78,7 +78,7 @@ void BM_ServiceGetSecret(benchmark::State& state) {
         ImportRequest r;
         r.name = "bench";
         r.secret = SecretBuffer::from_string(std::string(64, 'x'));
-        ids.push_back(*f.service.import_secret(kRoot, std::move(r)));
+        ids.push_back(f.service.import_secret(kRoot, std::move(r))->id);
     }
     size_t i = 0;
     for (auto _ : state) {

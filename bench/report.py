@@ -214,7 +214,8 @@ def main():
         f"{num(create1['ops_per_sec'])} /s (p50 {create1['p50_us'] / 1000:.1f} ms), 4 clients "
         f"{create4['ops_per_sec'] / create1['ops_per_sec']:.1f} × that. Beyond it, apikeyd spends "
         f"{cpu(create4, 'apikeyd'):.0f} µs of CPU and dbus-daemon {cpu(create4, 'dbus-daemon'):.0f} µs per "
-        "create (the KeyCreated signal goes to every connection that matches it) on 2 cores shared with "
+        "create (the KeyCreated signal goes only to subscribed connections, and the load clients do not "
+        "subscribe) on 2 cores shared with "
         "the clients."
     )
     if not t.add("CreateKey, durable before reply, 4 clients", create4["ops_per_sec"], 1000, True, "/s"):

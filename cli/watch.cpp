@@ -74,9 +74,9 @@ Runner setup_watch(CLI::App& command) {
         "--json", args->json,
         "Print one JSON object per line: {\"time\", \"time_usec\", \"event\", \"id\"}");
     command.footer(
-        "Prints a line for every key created, changed (updated or rotated) or revoked, as\n"
-        "it happens, until interrupted. Every user sees every key's id go by; anything\n"
-        "more about a key is shown by 'show' to its owner and root only.\n\n" +
+        "Prints a line for every key of yours created, changed (updated or rotated) or\n"
+        "revoked, as it happens, until interrupted; root sees every user's keys. At most\n"
+        "16 watchers (connections that subscribed) per user at a time.\n\n" +
         command.get_footer());
     return [args] { return run_watch(*args); };
 }

@@ -438,10 +438,10 @@ Result<CreatedKey> KeyService::create_key(const Caller& caller, const CreateKeyR
         return ok.error();
     }
     audit(caller, record->id, "create", "ok");
-    return CreatedKey{record->id, std::move(key_text)};
+    return CreatedKey{record->id, std::move(key_text), record->owner_uid};
 }
 
-Result<std::string> KeyService::import_secret(const Caller& caller, ImportRequest request) {
+Result<ChangedKey> KeyService::import_secret(const Caller& caller, ImportRequest request) {
     // Before anything else, locked or not: the bus reads no more of it.
     if (auto ok = validation::check_secret_size(request.secret.size()); !ok) {
         return ok.error();
@@ -465,7 +465,7 @@ Result<std::string> KeyService::import_secret(const Caller& caller, ImportReques
         return ok.error();
     }
     audit(caller, record->id, "create", "ok");
-    return record->id;
+    return ChangedKey{record->id, record->owner_uid};
 }
 
 Result<std::vector<KeyInfo>> KeyService::list_keys(const Caller& caller, StateFilter filter,
@@ -528,8 +528,8 @@ Result<KeyInfo> KeyService::get_key(const Caller& caller, std::string_view id) {
     return describe(*record, clock_.now_usec());
 }
 
-Result<void> KeyService::revoke_key(const Caller& caller, std::string_view id,
-                                    std::string_view reason) {
+Result<ChangedKey> KeyService::revoke_key(const Caller& caller, std::string_view id,
+                                          std::string_view reason) {
     auto master = unlocked();
     if (!master) {
         return master.error();
@@ -551,10 +551,10 @@ Result<void> KeyService::revoke_key(const Caller& caller, std::string_view id,
     record->revoked_usec = clock_.now_usec();
     record->revoke_reason = std::string(reason);
     if (auto ok = reseal_and_update(**master, *record, held_before); !ok) {
-        return ok;
+        return ok.error();
     }
     audit(caller, record->id, "revoke", "ok");
-    return {};
+    return ChangedKey{record->id, record->owner_uid};
 }
 
 Verification KeyService::refuse(const Caller& caller, std::string reason, bool counts_as_guess,
@@ -780,8 +780,8 @@ Result<void> KeyService::apply_changes(const KeyChanges& changes, KeyRecord& rec
     return {};
 }
 
-Result<void> KeyService::update_key(const Caller& caller, std::string_view id,
-                                    const KeyChanges& changes) {
+Result<ChangedKey> KeyService::update_key(const Caller& caller, std::string_view id,
+                                          const KeyChanges& changes) {
     auto master = unlocked();
     if (!master) {
         return master.error();
@@ -807,14 +807,14 @@ Result<void> KeyService::update_key(const Caller& caller, std::string_view id,
         return refused(caller, *record, "update", ok.error());
     }
     if (auto ok = reseal_and_update(**master, *record, held_before); !ok) {
-        return ok;
+        return ok.error();
     }
     audit(caller, record->id, "update", "ok");
-    return {};
+    return ChangedKey{record->id, record->owner_uid};
 }
 
-Result<SecretBuffer> KeyService::rotate_key(const Caller& caller, std::string_view id,
-                                            uint64_t grace_sec) {
+Result<RotatedKey> KeyService::rotate_key(const Caller& caller, std::string_view id,
+                                          uint64_t grace_sec) {
     auto master = unlocked();
     if (!master) {
         return master.error();
@@ -865,7 +865,7 @@ Result<SecretBuffer> KeyService::rotate_key(const Caller& caller, std::string_vi
         return ok.error();
     }
     audit(caller, record->id, "rotate", "ok");
-    return key_text;
+    return RotatedKey{std::move(key_text), record->owner_uid};
 }
 
 Result<SecretBuffer> KeyService::sign(const Caller& caller, std::string_view id,

@@ -80,9 +80,22 @@ struct Identification {
     std::optional<KeyInfo> info;  // when known
 };
 
+// The key a change was made to. Its owner is who (with root) is told of the
+// change: the bus layer sends the change's signal to no one else.
+struct ChangedKey {
+    std::string id;
+    uint32_t owner_uid = 0;
+};
+
 struct CreatedKey {
     std::string id;
     SecretBuffer key_text;
+    uint32_t owner_uid = 0;
+};
+
+struct RotatedKey {
+    SecretBuffer key_text;
+    uint32_t owner_uid = 0;
 };
 
 struct ImportRequest {
@@ -181,19 +194,21 @@ class KeyService {
     KeyService& operator=(const KeyService&) = delete;
 
     Result<CreatedKey> create_key(const Caller& caller, const CreateKeyRequest& request);
-    Result<std::string> import_secret(const Caller& caller, ImportRequest request);
+    Result<ChangedKey> import_secret(const Caller& caller, ImportRequest request);
     Result<std::vector<KeyInfo>> list_keys(const Caller& caller, StateFilter filter,
                                            const KeyPage& page = {});
     Result<KeyInfo> get_key(const Caller& caller, std::string_view id);
-    Result<void> revoke_key(const Caller& caller, std::string_view id, std::string_view reason);
+    Result<ChangedKey> revoke_key(const Caller& caller, std::string_view id,
+                                  std::string_view reason);
     Result<Verification> verify_key(const Caller& caller, std::string_view key_text,
                                     std::string_view scope);
     Result<SecretBuffer> get_secret(const Caller& caller, std::string_view id);
     Result<ServiceStatus> status(const Caller& caller);
 
-    Result<void> update_key(const Caller& caller, std::string_view id, const KeyChanges& changes);
+    Result<ChangedKey> update_key(const Caller& caller, std::string_view id,
+                                  const KeyChanges& changes);
     // A new text for the key; the one it replaces works `grace_sec` longer.
-    Result<SecretBuffer> rotate_key(const Caller& caller, std::string_view id, uint64_t grace_sec);
+    Result<RotatedKey> rotate_key(const Caller& caller, std::string_view id, uint64_t grace_sec);
     // HMAC with an imported secret that never leaves the daemon. The MAC is
     // as private as the secret for that data.
     Result<SecretBuffer> sign(const Caller& caller, std::string_view id, std::string_view algorithm,

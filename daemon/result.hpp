@@ -18,6 +18,8 @@ enum class ErrorCode {
     Locked,
     AccessDenied,
     LimitExceeded,
+    // Unsubscribe from a connection that holds no subscription.
+    NotSubscribed,
     // The database could not be written for want of room (ENOSPC, EDQUOT, or
     // EFBIG past RLIMIT_FSIZE). On the bus it is an Internal error with its
     // own fixed text: the cause is the host's, not the call's.

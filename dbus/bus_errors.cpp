@@ -20,7 +20,8 @@ constexpr NamedError kNames[] = {{ErrorCode::NotFound, "org.apikeyd1.Error.NotFo
                                  {ErrorCode::RateLimited, "org.apikeyd1.Error.RateLimited"},
                                  {ErrorCode::Locked, "org.apikeyd1.Error.Locked"},
                                  {ErrorCode::AccessDenied, "org.apikeyd1.Error.AccessDenied"},
-                                 {ErrorCode::LimitExceeded, "org.apikeyd1.Error.LimitExceeded"}};
+                                 {ErrorCode::LimitExceeded, "org.apikeyd1.Error.LimitExceeded"},
+                                 {ErrorCode::NotSubscribed, "org.apikeyd1.Error.NotSubscribed"}};
 
 }  // namespace
 

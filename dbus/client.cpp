@@ -544,6 +544,10 @@ void Client::watch(const std::function<void()>& on_subscribed,
                               &state),
           "Cannot subscribe to apikeyd's signals");
     const sdbus::SlotPtr slot(raw);
+    // The daemon sends its signals only to connections that subscribed,
+    // for the keys their user may see; after the match rule, so that none
+    // sent after the subscription is dropped.
+    impl_->invoke("Subscribe", kPlain);
     on_subscribed();
     for (;;) {
         int r = sd_bus_process(bus, nullptr);

@@ -120,10 +120,14 @@ class Client {
     std::string introspect();
 
     // Subscribes to the signals of org.apikeyd1.Manager sent by the owner of
-    // org.apikeyd1 (the bus drops look-alikes that another peer sends), calls
-    // `on_subscribed` once the bus holds the subscription, so that a change
-    // made after it is not missed, then `on_signal` for each signal until it
-    // returns false. Throws ConnectError when the connection to the bus is lost.
+    // org.apikeyd1 (the bus drops look-alikes that another peer sends), with
+    // a match rule and the daemon's Subscribe, which sends this connection
+    // the signals of the keys its user may see (root: all). Calls
+    // `on_subscribed` once both hold, so that a change made after it is not
+    // missed, then `on_signal` for each signal until it returns false.
+    // Throws BusError with LimitExceeded when the user has too many
+    // subscribed connections, ConnectError when the connection to the bus
+    // is lost.
     void watch(const std::function<void()>& on_subscribed,
                const std::function<bool(const Signal&)>& on_signal);
 

@@ -27,7 +27,7 @@ Result<std::unique_ptr<ManagerObject>> ManagerObject::create(sd_bus* bus, Core c
 }
 
 void ManagerObject::answer_when_durable(sd_bus_message* call, sdbus::MessagePtr reply,
-                                        const char* signal, std::string id) {
+                                        KeySignal signal) {
     struct Parked {
         sdbus::MessagePtr call;
         sdbus::MessagePtr reply;
@@ -35,28 +35,24 @@ void ManagerObject::answer_when_durable(sd_bus_message* call, sdbus::MessagePtr 
     // Shared: the scheduler's callbacks are copyable, the messages are not.
     auto parked = std::make_shared<Parked>(
         Parked{sdbus::MessagePtr(sd_bus_message_ref(call)), std::move(reply)});
-    core_.commits.after_durable([parked, signal, id = std::move(id)](const Result<void>& outcome) {
-        sd_bus_message* m = parked->call.get();
-        sd_bus* bus = sd_bus_message_get_bus(m);
-        int r = 0;
-        if (outcome) {
-            r = sd_bus_emit_signal(bus, bus_names::kObjectPath, bus_names::kInterface, signal, "s",
-                                   id.c_str());
+    Subscribers& subscribers = core_.subscribers;
+    core_.commits.after_durable(
+        [parked, &subscribers, signal = std::move(signal)](const Result<void>& outcome) {
+            sd_bus_message* m = parked->call.get();
+            int r = 0;
+            if (outcome) {
+                subscribers.send(signal);
+                r = sd_bus_send(sd_bus_message_get_bus(m), parked->reply.get(), nullptr);
+            } else {
+                sdbus::Error error;
+                reply_error(error.get(), outcome.error(), sd_bus_message_get_member(m));
+                r = sd_bus_reply_method_error(m, error.get());
+            }
             if (r < 0) {
-                log::warning(std::string("Cannot emit ") + signal + " for " + id + ": " +
+                log::warning(std::string("Cannot answer ") + sd_bus_message_get_member(m) + ": " +
                              std::strerror(-r));
             }
-            r = sd_bus_send(bus, parked->reply.get(), nullptr);
-        } else {
-            sdbus::Error error;
-            reply_error(error.get(), outcome.error(), sd_bus_message_get_member(m));
-            r = sd_bus_reply_method_error(m, error.get());
-        }
-        if (r < 0) {
-            log::warning(std::string("Cannot answer ") + sd_bus_message_get_member(m) + ": " +
-                         std::strerror(-r));
-        }
-    });
+        });
 }
 
 }  // namespace apikeyd::bus

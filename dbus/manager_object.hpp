@@ -3,7 +3,8 @@
 // way (handle<Method>): read the arguments the method declares, ask the bus
 // who is calling, call the core, then write the reply, or for a change park
 // it, with its signal, until the CommitScheduler says the change is
-// durable. Errors become named D-Bus errors in one place (bus_errors). It
+// durable; then the change's signal goes to the subscribers who may see the
+// key. Errors become named D-Bus errors in one place (bus_errors). It
 // decides nothing itself.
 
 #include <systemd/sd-bus.h>
@@ -24,6 +25,7 @@
 #include "dbus/caller_cache.hpp"
 #include "dbus/marshal.hpp"
 #include "dbus/sdbus.hpp"
+#include "dbus/subscribers.hpp"
 
 namespace apikeyd::bus {
 
@@ -32,6 +34,7 @@ struct Core {
     KeyService& keys;
     KeyslotAdmin& keyslots;
     CommitScheduler& commits;
+    Subscribers& subscribers;
 };
 
 class ManagerObject {
@@ -50,10 +53,9 @@ class ManagerObject {
     int reply(sd_bus_message* m, Out&& out, sd_bus_error* ret);
     template <class Out>
     int reply(sd_bus_message* m, Durable<Out>&& change, sd_bus_error* ret);
-    // Sends `reply` (and emits `signal` for `id`) once the change is
+    // Sends `signal` to its subscribers and `reply` once the change is
     // durable, or answers `call` with the error if it is not.
-    void answer_when_durable(sd_bus_message* call, sdbus::MessagePtr reply, const char* signal,
-                             std::string id);
+    void answer_when_durable(sd_bus_message* call, sdbus::MessagePtr reply, KeySignal signal);
 
     Core core_;
     std::unique_ptr<CallerCache> callers_;
@@ -161,7 +163,7 @@ int ManagerObject::reply(sd_bus_message* m, Durable<Out>&& change, sd_bus_error*
     if (r < 0) {
         return detail::write_failed(r, ret, sd_bus_message_get_member(m));
     }
-    answer_when_durable(m, std::move(reply), change.signal, std::move(change.id));
+    answer_when_durable(m, std::move(reply), std::move(change.signal));
     // Handled (sd-bus would answer 0 with "Unknown method"); the reply
     // follows the commit.
     return 1;

@@ -275,6 +275,14 @@ Result<Scopes> read(sd_bus_message* m, const char*, Tag<Scopes>) {
     return scopes;
 }
 
+Result<Sender> read(sd_bus_message* m, const char*, Tag<Sender>) {
+    const char* sender = sd_bus_message_get_sender(m);
+    if (!sender) {
+        return make_error(ErrorCode::AccessDenied, "The call has no sender");
+    }
+    return Sender{sender};
+}
+
 int write(sd_bus_message*, const NoReply&) {
     return 0;
 }

@@ -31,12 +31,20 @@ using Bytes = std::span<const uint8_t>;
 template <class T>
 struct Tag {};
 
+// Not an argument on the wire: the unique name of the connection that sent
+// the call, for the methods about that connection (Subscribe, Unsubscribe).
+struct Sender {
+    std::string_view name;
+};
+
 // Each fails with InvalidArgument: "Malformed arguments to <method>" for a
 // value that is not there, or the option reader's own message.
 Result<std::string_view> read(sd_bus_message* m, const char* method, Tag<std::string_view>);
 Result<uint64_t> read(sd_bus_message* m, const char* method, Tag<uint64_t>);
 Result<Bytes> read(sd_bus_message* m, const char* method, Tag<Bytes>);
 Result<Scopes> read(sd_bus_message* m, const char* method, Tag<Scopes>);
+// Reads nothing; AccessDenied for a call without a sender.
+Result<Sender> read(sd_bus_message* m, const char* method, Tag<Sender>);
 template <const OptionTable& Table>
 Result<OptionsArg<Table>> read(sd_bus_message* m, const char*, Tag<OptionsArg<Table>>) {
     auto options = read_options(m, Table.specs, Table.what);
@@ -54,13 +62,19 @@ struct NoReply {};
 struct SecretText {
     SecretBuffer text;
 };
+// The signal that announces a change to a key: only the key's owner and
+// root receive it.
+struct KeySignal {
+    const char* member;  // "KeyCreated", "KeyChanged" or "KeyRevoked"
+    std::string id;
+    uint32_t owner_uid;
+};
 // A change: its reply (`value`) and its signal wait for the COMMIT that
 // makes it durable.
 template <class T>
 struct Durable {
     T value;
-    const char* signal;
-    std::string id;
+    KeySignal signal;
 };
 
 // The most a reply may hold, in bytes on the wire: half of dbus-daemon's

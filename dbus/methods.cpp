@@ -18,21 +18,13 @@ namespace {
 
 using namespace method_options;
 
-// The change `made` (or its error), to be answered with `signal` for `id`
-// once durable.
-template <class T>
-Result<Durable<T>> durable(Result<T> made, const char* signal, std::string id) {
-    if (!made) {
-        return made.error();
+// A change with no reply value (or its error), answered and announced by
+// `signal` once durable.
+Result<Durable<NoReply>> durable(Result<ChangedKey> changed, const char* signal) {
+    if (!changed) {
+        return changed.error();
     }
-    return Durable<T>{std::move(*made), signal, std::move(id)};
-}
-
-Result<Durable<NoReply>> durable(Result<void> made, const char* signal, std::string_view id) {
-    if (!made) {
-        return made.error();
-    }
-    return Durable<NoReply>{{}, signal, std::string(id)};
+    return Durable<NoReply>{{}, {signal, std::move(changed->id), changed->owner_uid}};
 }
 
 Result<Durable<CreatedKey>> create_key(Core& core, const Caller& caller, std::string_view name,
@@ -47,8 +39,11 @@ Result<Durable<CreatedKey>> create_key(Core& core, const Caller& caller, std::st
     options.fill(request.rate_limit_per_min, "rate_limit_per_min");
     options.fill(request.prefix, "prefix");
     auto created = core.keys.create_key(caller, request);
-    std::string id = created ? created->id : "";
-    return durable(std::move(created), "KeyCreated", std::move(id));
+    if (!created) {
+        return created.error();
+    }
+    KeySignal signal{"KeyCreated", created->id, created->owner_uid};
+    return Durable<CreatedKey>{std::move(*created), std::move(signal)};
 }
 
 Result<Durable<std::string>> import_secret(Core& core, const Caller& caller, std::string_view name,
@@ -59,9 +54,11 @@ Result<Durable<std::string>> import_secret(Core& core, const Caller& caller, std
     request.description = description;
     request.secret = SecretBuffer(secret);
     options.fill(request.expires_in_sec, "expires_in_sec");
-    auto id = core.keys.import_secret(caller, std::move(request));
-    std::string signalled = id ? *id : "";
-    return durable(std::move(id), "KeyCreated", std::move(signalled));
+    auto imported = core.keys.import_secret(caller, std::move(request));
+    if (!imported) {
+        return imported.error();
+    }
+    return Durable<std::string>{imported->id, {"KeyCreated", imported->id, imported->owner_uid}};
 }
 
 Result<std::vector<KeyInfo>> list_keys(Core& core, const Caller& caller,
@@ -82,7 +79,7 @@ Result<KeyInfo> get_key(Core& core, const Caller& caller, std::string_view id) {
 
 Result<Durable<NoReply>> revoke_key(Core& core, const Caller& caller, std::string_view id,
                                     std::string_view reason) {
-    return durable(core.keys.revoke_key(caller, id, reason), "KeyRevoked", id);
+    return durable(core.keys.revoke_key(caller, id, reason), "KeyRevoked");
 }
 
 Result<Durable<NoReply>> update_key(Core& core, const Caller& caller, std::string_view id,
@@ -95,16 +92,17 @@ Result<Durable<NoReply>> update_key(Core& core, const Caller& caller, std::strin
     options.fill(changes.never_expires, "never_expires");
     options.fill(changes.max_uses, "max_uses");
     options.fill(changes.rate_limit_per_min, "rate_limit_per_min");
-    return durable(core.keys.update_key(caller, id, changes), "KeyChanged", id);
+    return durable(core.keys.update_key(caller, id, changes), "KeyChanged");
 }
 
 Result<Durable<SecretText>> rotate_key(Core& core, const Caller& caller, std::string_view id,
                                        uint64_t grace_sec) {
-    auto text = core.keys.rotate_key(caller, id, grace_sec);
-    if (!text) {
-        return text.error();
+    auto rotated = core.keys.rotate_key(caller, id, grace_sec);
+    if (!rotated) {
+        return rotated.error();
     }
-    return Durable<SecretText>{{std::move(*text)}, "KeyChanged", std::string(id)};
+    return Durable<SecretText>{{std::move(rotated->key_text)},
+                               {"KeyChanged", std::string(id), rotated->owner_uid}};
 }
 
 Result<Verification> verify_key(Core& core, const Caller& caller, std::string_view key,
@@ -172,6 +170,22 @@ Result<NoReply> unlock(Core& core, const Caller& caller, std::string_view type,
     return NoReply{};
 }
 
+// Signals go to the calling connection from now on, while it stays on the
+// bus, for the keys its user may see.
+Result<NoReply> subscribe(Core& core, const Caller& caller, Sender sender) {
+    if (auto ok = core.subscribers.subscribe(sender.name, caller.uid); !ok) {
+        return ok.error();
+    }
+    return NoReply{};
+}
+
+Result<NoReply> unsubscribe(Core& core, const Caller&, Sender sender) {
+    if (auto ok = core.subscribers.unsubscribe(sender.name); !ok) {
+        return ok.error();
+    }
+    return NoReply{};
+}
+
 template <auto Method>
 constexpr auto handler = &ManagerObject::handle<Method>;
 
@@ -223,6 +237,10 @@ const sd_bus_vtable kVtable[] = {
                             handler<remove_keyslot>, kOpen),
     SD_BUS_METHOD_WITH_ARGS("Unlock", SD_BUS_ARGS("s", type, "a{sv}", credentials),
                             SD_BUS_NO_RESULT, handler<unlock>, kSecret),
+    SD_BUS_METHOD_WITH_ARGS("Subscribe", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, handler<subscribe>,
+                            kOpen),
+    SD_BUS_METHOD_WITH_ARGS("Unsubscribe", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, handler<unsubscribe>,
+                            kOpen),
     SD_BUS_SIGNAL_WITH_ARGS("KeyCreated", SD_BUS_ARGS("s", id), 0),
     SD_BUS_SIGNAL_WITH_ARGS("KeyChanged", SD_BUS_ARGS("s", id), 0),
     SD_BUS_SIGNAL_WITH_ARGS("KeyRevoked", SD_BUS_ARGS("s", id), 0),

@@ -14,6 +14,7 @@ using BusPtr = CHandle<sd_bus, sd_bus_flush_close_unref>;
 using MessagePtr = CHandle<sd_bus_message, sd_bus_message_unref>;
 using SlotPtr = CHandle<sd_bus_slot, sd_bus_slot_unref>;
 using CredsPtr = CHandle<sd_bus_creds, sd_bus_creds_unref>;
+using TrackPtr = CHandle<sd_bus_track, sd_bus_track_unref>;
 
 class Error {
   public:

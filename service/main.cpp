@@ -295,7 +295,9 @@ int serve(const Flags& flags) {
         log::error("Cannot watch the bus connection: " + errno_text(r));
         return EXIT_FAILURE;
     }
-    auto manager = bus::ManagerObject::create(bus.get(), {service, keyslot_admin, commits});
+    bus::Subscribers subscribers(bus.get());
+    auto manager =
+        bus::ManagerObject::create(bus.get(), {service, keyslot_admin, commits, subscribers});
     if (!manager) {
         log::error(manager.error().message);
         return EXIT_FAILURE;

@@ -148,7 +148,7 @@ StateTemplate make_template(const std::filesystem::path& dir, const Clock& clock
             request.name = "imported";
             request.secret = SecretBuffer::from_string(secret);
             const auto id =
-                must(service.import_secret(Caller{uid, 1}, std::move(request)), "import_secret");
+                must(service.import_secret(Caller{uid, 1}, std::move(request)), "import_secret").id;
             out.key_ids.push_back(id);
             out.secrets[id] = secret;
         };

@@ -228,8 +228,9 @@ TEST_F(BusPolicyForOthers, NobodyReachesOnlyTheFourOpenInterfaces) {
 }
 
 // Counts, in a child running as nobody, what it receives while root keeps
-// calling VerifyKey with a key and creating keys (KeyCreated is a signal to
-// all, so the child hears something: the control that it listens at all).
+// calling VerifyKey with a key and creating keys. The child subscribes and
+// creates keys of its own, whose KeyCreated it hears: the control that it
+// listens at all (root's KeyCreated does not reach it, signals_test.cpp).
 // Eavesdropping is closed by dbus-daemon itself (1.14, Debian 12's, refuses
 // BecomeMonitor and eavesdrop='true' match rules from users other than root
 // on the system bus even under a policy that allows eavesdropping), so this
@@ -306,8 +307,12 @@ TEST_F(BusPolicyForOthers, NobodyCannotOverhearKeysSentToTheDaemon) {
         result["match_signals"] =
             bus.call(kDriver, kDriverPath, kDriver, "AddMatch",
                      {std::string("type='signal',sender='") + kBusName + "'"});
-        // Listen until two KeyCreated signals came by (root's VerifyKey calls
-        // went on in between), or give up after a while.
+        result["subscribe"] = bus.call(kBusName, kObjectPath, kInterface, "Subscribe");
+        auto own = client::Client::connect_address(address);
+        own.create_key("nobody's", "", {}, {});
+        own.create_key("nobody's", "", {}, {});
+        // Listen until the two KeyCreated signals came by (root's VerifyKey
+        // calls went on in between), or give up after a while.
         const auto deadline = std::chrono::steady_clock::now() + scaled(std::chrono::seconds(20));
         while (seen.key_created < 2 && std::chrono::steady_clock::now() < deadline) {
             const int r = sd_bus_process(bus.get(), nullptr);
@@ -333,6 +338,7 @@ TEST_F(BusPolicyForOthers, NobodyCannotOverhearKeysSentToTheDaemon) {
     EXPECT_EQ(r["match_eavesdrop"], kAccessDenied) << r.dump();
     EXPECT_EQ(r["match_calls"], "") << "an ordinary match rule is accepted: " << r.dump();
     EXPECT_EQ(r["match_signals"], "") << r.dump();
+    EXPECT_EQ(r["subscribe"], "") << r.dump();
     EXPECT_GE(r["key_created"].get<int>(), 2) << "the listener heard nothing at all: " << r.dump();
     EXPECT_EQ(r["method_calls"], 0) << "nobody overheard calls to the daemon: " << r.dump();
 }

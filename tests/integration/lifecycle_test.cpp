@@ -336,6 +336,7 @@ TEST_F(Status, ReportsAnUnlockedDaemonWithItsSoftwareKeyslotAndAWarning) {
 TEST_F(Signals, CreateImportAndRevokeAreAnnounced) {
     auto watcher = BusConnection::connect(bus().address());
     watcher.watch_signals(bus_names::kBusName, bus_names::kInterface);
+    ASSERT_EQ(watcher.call_manager("Subscribe"), "");
     const auto created = root().create_key("signalled", "", {}, {});
     EXPECT_TRUE(watcher.wait_for_signal("KeyCreated", created.id, scaled(5s)));
     const auto imported = root().import_secret("signalled", "", bytes_of("x"), {});

@@ -36,6 +36,7 @@ using Manage = DaemonTest;
 TEST_F(Manage, UpdateAndRotateAnnounceKeyChanged) {
     auto watcher = BusConnection::connect(bus().address());
     watcher.watch_signals(bus_names::kBusName, bus_names::kInterface);
+    ASSERT_EQ(watcher.call_manager("Subscribe"), "");
     const auto key = root().create_key("watched", "", {"read"}, {});
     root().update_key(key.id, {{"name", std::string("renamed")}});
     EXPECT_TRUE(watcher.wait_for_signal("KeyChanged", key.id, scaled(5000ms)));

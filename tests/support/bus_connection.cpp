@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "common/bus_names.hpp"
 #include "dbus/sdbus.hpp"
 
 namespace apikeyd::test {
@@ -122,6 +123,19 @@ std::string BusConnection::request_name(const std::string& name) {
         throw std::runtime_error("RequestName: unexpected reply");
     }
     return answer == 1 ? "" : "reply " + std::to_string(answer);  // 1: primary owner
+}
+
+std::string BusConnection::call_manager(const std::string& member) {
+    Error error;
+    sd_bus_message* reply = nullptr;
+    const int r =
+        sd_bus_call_method(impl_->bus.get(), bus_names::kBusName, bus_names::kObjectPath,
+                           bus_names::kInterface, member.c_str(), &error.error, &reply, "");
+    MessagePtr owned(reply);
+    if (r < 0) {
+        return error.name().empty() ? error.describe(r) : error.name();
+    }
+    return "";
 }
 
 void BusConnection::watch_signals(const std::string& sender, const std::string& interface) {

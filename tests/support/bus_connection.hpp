@@ -40,6 +40,10 @@ class BusConnection {
     // "reply N" for another RequestName answer.
     std::string request_name(const std::string& name);
 
+    // Calls `member` of org.apikeyd1.Manager without arguments on this
+    // connection (Subscribe, Unsubscribe): "" or the D-Bus error name.
+    std::string call_manager(const std::string& member);
+
     // Starts recording the signals of `interface` sent by `sender`.
     void watch_signals(const std::string& sender, const std::string& interface);
     // Waits up to `timeout` for a recorded signal `member` whose first argument is `arg`.

@@ -42,7 +42,7 @@ TEST_F(KeyLifecycleTest, RotationKeepsTheKeyAndTheOldTextWorksUntilTheGraceEnds)
 
     auto rotated = service->rotate_key(kAlice, created->id, 60);
     ASSERT_TRUE(rotated) << rotated.error().message;
-    const std::string new_text(rotated->view());
+    const std::string new_text(rotated->key_text.view());
     EXPECT_NE(new_text, old_text);
     EXPECT_TRUE(new_text.starts_with("svc_")) << "the prefix is kept";
     EXPECT_TRUE(key_format::parse(new_text));
@@ -73,18 +73,17 @@ TEST_F(KeyLifecycleTest, ANewRotationEndsThePreviousGraceAtOnce) {
     const std::string first(created.key_text.view());
     auto second = service->rotate_key(kAlice, created.id, 3600);
     ASSERT_TRUE(second);
-    const std::string second_text(second->view());
+    const std::string second_text(second->key_text.view());
     auto third = service->rotate_key(kAlice, created.id, 0);
     ASSERT_TRUE(third);
     EXPECT_EQ(verify_reason(kAlice, first), "unknown");
     EXPECT_EQ(verify_reason(kAlice, second_text), "rotated");
-    EXPECT_EQ(verify_reason(kAlice, third->view()), "valid");
+    EXPECT_EQ(verify_reason(kAlice, third->key_text.view()), "valid");
 }
 
 TEST_F(KeyLifecycleTest, RotationRefusesWhatCannotBeRotated) {
     const auto created = create(kAlice);
-    const auto expect = [&](const Result<SecretBuffer>& r, ErrorCode code,
-                            const std::string& words) {
+    const auto expect = [&](const Result<RotatedKey>& r, ErrorCode code, const std::string& words) {
         ASSERT_FALSE(r);
         EXPECT_EQ(r.error().code, code) << r.error().message;
         EXPECT_NE(r.error().message.find(words), std::string::npos) << r.error().message;
@@ -102,6 +101,33 @@ TEST_F(KeyLifecycleTest, RotationRefusesWhatCannotBeRotated) {
     // Root may rotate anyone's key.
     const auto bobs = create(kBob);
     EXPECT_TRUE(service->rotate_key(kRoot, bobs.id, 0));
+}
+
+// The bus layer sends a change's signal to the key's owner (and root) only,
+// so each change names the owner, also when root makes it.
+TEST_F(KeyLifecycleTest, EveryChangeNamesTheKeysOwnerAlsoWhenRootMakesIt) {
+    const auto bobs = create(kBob);
+    EXPECT_EQ(bobs.owner_uid, kBob.uid);
+    KeyChanges changes;
+    changes.name = "renamed by root";
+    const auto updated = service->update_key(kRoot, bobs.id, changes);
+    ASSERT_TRUE(updated) << updated.error().message;
+    EXPECT_EQ(updated->id, bobs.id);
+    EXPECT_EQ(updated->owner_uid, kBob.uid);
+    const auto rotated = service->rotate_key(kRoot, bobs.id, 0);
+    ASSERT_TRUE(rotated) << rotated.error().message;
+    EXPECT_EQ(rotated->owner_uid, kBob.uid);
+    const auto revoked = service->revoke_key(kRoot, bobs.id, "");
+    ASSERT_TRUE(revoked) << revoked.error().message;
+    EXPECT_EQ(revoked->id, bobs.id);
+    EXPECT_EQ(revoked->owner_uid, kBob.uid);
+
+    ImportRequest request;
+    request.name = "imported by alice";
+    request.secret = SecretBuffer::from_string("s3cret");
+    const auto imported = service->import_secret(kAlice, std::move(request));
+    ASSERT_TRUE(imported) << imported.error().message;
+    EXPECT_EQ(imported->owner_uid, kAlice.uid);
 }
 
 TEST_F(KeyLifecycleTest, UpdateChangesWhatIsGivenAndTheRecordStaysSealed) {
@@ -381,7 +407,7 @@ TEST_F(KeyLifecycleTest, KeysFromSchemaOneStillVerifyAfterTheMigration) {
     // Without a recorded prefix, rotation falls back to the default one.
     auto rotated = service->rotate_key(kAlice, created.id, 0);
     ASSERT_TRUE(rotated);
-    EXPECT_TRUE(rotated->view().starts_with("ak_"));
+    EXPECT_TRUE(rotated->key_text.view().starts_with("ak_"));
 }
 
 }  // namespace

@@ -76,9 +76,9 @@ class KeyServiceTest : public ::testing::Test {
         ImportRequest request;
         request.name = "imported";
         request.secret = SecretBuffer::from_string(secret);
-        auto id = service->import_secret(caller, std::move(request));
-        EXPECT_TRUE(id) << id.error().message;
-        return *id;
+        auto imported = service->import_secret(caller, std::move(request));
+        EXPECT_TRUE(imported) << imported.error().message;
+        return imported->id;
     }
 
     // The store holds its database exclusively while open, as the daemon

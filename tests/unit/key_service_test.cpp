@@ -387,10 +387,10 @@ TEST_F(KeyServiceTest, AUsersKeysHoldAtMostTheirShareOfBytes) {
     const auto small = create(kAlice);
     ASSERT_TRUE(commits->open());  // one commit for the lot, not one each
     size_t imported = 0;
-    Result<std::string> last = std::string();
-    while ((last = import_largest(kAlice)) &&
-           imported < 2 * limits::kMaxBytesPerUser / largest.size()) {
+    auto last = import_largest(kAlice);
+    while (last && imported < 2 * limits::kMaxBytesPerUser / largest.size()) {
         ++imported;
+        last = import_largest(kAlice);
     }
     ASSERT_TRUE(commits->commit_now());
     ASSERT_FALSE(last) << "no bound reached after " << imported << " secrets";
