@@ -48,6 +48,9 @@ class KeyslotAdmin {
     Result<void> unlock(const Caller& caller, const UnlockRequest& request);
     // Called after every unlock that worked (the service manager is told).
     void on_unlocked(std::function<void()> listener) { on_unlocked_ = std::move(listener); }
+    // The "N more refusals" lines of throttle windows that have ended:
+    // called by the flush timer, or a user who stops would never get theirs.
+    void write_log_summaries() { refusal_lines_.write_summaries(); }
 
   private:
     Result<AddedKeyslot> add_of_type(AddKeyslotRequest request);

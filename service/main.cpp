@@ -174,12 +174,20 @@ int on_stop_signal(sd_event_source* source, const signalfd_siginfo*, void*) {
     return sd_event_exit(sd_event_source_get_event(source), 0);
 }
 
+// What the one-second timer flushes: batched usage and the summaries of
+// refusal lines whose throttle window has ended.
+struct Flushed {
+    KeyService& keys;
+    KeyslotAdmin& keyslots;
+};
+
 // Called by sd-event: no exception may unwind through its C frames. A flush
 // that fails in any way is logged and tried again on the next tick.
 int on_flush_timer(sd_event_source* source, uint64_t, void* userdata) {
-    auto* service = static_cast<KeyService*>(userdata);
+    auto* flushed = static_cast<Flushed*>(userdata);
     try {
-        if (auto ok = service->flush_usage(); !ok) {
+        flushed->keyslots.write_log_summaries();
+        if (auto ok = flushed->keys.flush_usage(); !ok) {
             log::error("Cannot record key usage (will retry): " + ok.error().message);
         }
     } catch (const std::exception& e) {
@@ -262,9 +270,10 @@ int serve(const Flags& flags) {
         log::error(sigint.error().message);
         return EXIT_FAILURE;
     }
+    Flushed flushed{service, keyslot_admin};
     sd_event_source* raw_timer = nullptr;
     int r = sd_event_add_time_relative(event.get(), &raw_timer, CLOCK_MONOTONIC,
-                                       kUsageFlushIntervalUsec, 0, on_flush_timer, &service);
+                                       kUsageFlushIntervalUsec, 0, on_flush_timer, &flushed);
     EventSourcePtr flush_timer(raw_timer);
     if (r < 0 || sd_event_source_set_enabled(flush_timer.get(), SD_EVENT_ON) < 0) {
         log::error("Cannot start the usage flush timer");

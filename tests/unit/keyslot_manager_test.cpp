@@ -7,6 +7,7 @@
 #include "daemon/keyslot_admin.hpp"
 #include "daemon/keyslots/recovery_keyslot.hpp"
 #include "daemon/keyslots/software_keyslot.hpp"
+#include "daemon/log_throttle.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/unit/fake_clock.hpp"
 
@@ -181,6 +182,19 @@ TEST_F(KeyslotManagerTest, OnlyRootManagesKeyslots) {
     EXPECT_EQ(admin.remove(kAlice, manager->keyslots()[0].id).error().code,
               ErrorCode::AccessDenied);
     EXPECT_EQ(admin.unlock(kAlice, recovery_unlock("x")).error().code, ErrorCode::AccessDenied);
+}
+
+TEST_F(KeyslotManagerTest, AdminSummarisesRefusalsOfAUserWhoNeverComesBack) {
+    KeyslotAdmin admin(*manager);
+    const uint32_t refusals = LogThrottle::kLinesPerWindow + 10;
+    testing::internal::CaptureStderr();
+    for (uint32_t i = 0; i < refusals; ++i) {
+        EXPECT_FALSE(admin.unlock(kAlice, recovery_unlock("x")));
+    }
+    clock.advance_sec(LogThrottle::kWindowUsec / kUsecPerSec);
+    admin.write_log_summaries();
+    const std::string log = testing::internal::GetCapturedStderr();
+    EXPECT_NE(log.find("10 more refusals of uid 1000"), std::string::npos) << log;
 }
 
 TEST_F(KeyslotManagerTest, AdminRefusesAnEmptyPinRatherThanMakeASlotWithout) {
