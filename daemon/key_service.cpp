@@ -139,7 +139,8 @@ KeyService::KeyService(Store& store, KeyslotManager& keyslots, const Clock& cloc
       verify_failures_(clock, kFailedVerifiesPerMinute, kFailedVerifiesPerMinute),
       key_limits_(clock),
       usage_(store, clock),
-      refusal_lines_(clock) {}
+      refusal_lines_(clock, "refusals", log::Priority::Warning),
+      change_lines_(clock, "changes", log::Priority::Notice) {}
 
 Result<const MasterKey*> KeyService::unlocked() const {
     if (const MasterKey* key = keyslots_.master_key()) {
@@ -237,10 +238,15 @@ void KeyService::record_audit(const Caller& caller, const std::string& id, std::
         const std::string line =
             "event=" + std::string(action) + " id=" + id + " uid=" + std::to_string(caller.uid) +
             " pid=" + std::to_string(caller.pid) + " result=" + std::string(result);
-        if (result == "ok") {
+        // Root's changes are always logged: they are the administrator's,
+        // and an auditor needs every revocation. Anyone else's are throttled
+        // like refusals: a user can update a key back and forth at will.
+        if (result != "ok") {
+            refusal_lines_.write(caller.uid, line);
+        } else if (caller.is_root()) {
             log::notice(line);
         } else {
-            refusal_lines_.warning(caller.uid, line);
+            change_lines_.write(caller.uid, line);
         }
     }
 }
@@ -1015,6 +1021,7 @@ Result<void> KeyService::flush_usage() {
     // the recorder's pending events must not grow while it writes them.
     (void)commits_.commit_now();
     refusal_lines_.write_summaries();
+    change_lines_.write_summaries();
     return usage_.flush(clock_.now_usec());
 }
 

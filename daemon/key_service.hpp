@@ -295,6 +295,7 @@ class KeyService {
     KeyRateLimiter key_limits_;
     UsageRecorder usage_;
     LogThrottle refusal_lines_;
+    LogThrottle change_lines_;
     // Keys and bytes per owner, counted in the store once and then kept by
     // this service, the store's only writer of keys: counting them in
     // SQLite on every create costs milliseconds once a user owns tens of

@@ -49,7 +49,7 @@ Result<void> check_pin_size(const std::optional<SecretBuffer>& pin, size_t limit
 }  // namespace
 
 KeyslotAdmin::KeyslotAdmin(KeyslotManager& keyslots)
-    : keyslots_(keyslots), refusal_lines_(keyslots.clock()) {}
+    : keyslots_(keyslots), refusal_lines_(keyslots.clock(), "refusals", log::Priority::Warning) {}
 
 Result<AddedKeyslot> KeyslotAdmin::add(const Caller& caller, AddKeyslotRequest request) {
     // An empty PIN would silently make a slot without one.
@@ -178,14 +178,14 @@ Result<void> KeyslotAdmin::unlock(const Caller& caller, const UnlockRequest& req
     // Nothing a caller wrote reaches the log before the caller is known to
     // be root, and then only quoted, escaped and cut.
     if (auto ok = require_root(caller, "unlock apikeyd"); !ok) {
-        refusal_lines_.warning(
-            caller.uid, "Unlock refused: uid " + std::to_string(caller.uid) + " is not root");
+        refusal_lines_.write(caller.uid,
+                             "Unlock refused: uid " + std::to_string(caller.uid) + " is not root");
         return ok;
     }
     if (auto ok = unlock_with(request); !ok) {
-        refusal_lines_.warning(caller.uid, "Unlock with keyslot type " +
-                                               validation::quote_for_message(request.type) +
-                                               " refused: " + ok.error().message);
+        refusal_lines_.write(caller.uid, "Unlock with keyslot type " +
+                                             validation::quote_for_message(request.type) +
+                                             " refused: " + ok.error().message);
         return ok;
     }
     log::notice("Unlocked with a " + request.type + " keyslot");

@@ -4,9 +4,10 @@
 
 namespace apikeyd {
 
-std::string LogThrottle::summary(const std::string& who, uint64_t suppressed) {
-    return std::to_string(suppressed) + " more refusals of " + who + " in the last window of " +
-           std::to_string(kWindowUsec / kUsecPerSec) + " s were not logged";
+std::string LogThrottle::summary(const std::string& who, uint64_t suppressed) const {
+    return std::to_string(suppressed) + " more " + what_ + " of " + who +
+           " in the last window of " + std::to_string(kWindowUsec / kUsecPerSec) +
+           " s were not logged";
 }
 
 LogThrottle::Verdict LogThrottle::allow(uint32_t uid) {
@@ -36,19 +37,19 @@ LogThrottle::Verdict LogThrottle::allow(uint32_t uid) {
     return verdict;
 }
 
-void LogThrottle::warning(uint32_t uid, std::string_view line) {
+void LogThrottle::write(uint32_t uid, std::string_view line) {
     const auto verdict = allow(uid);
     if (verdict.summary) {
-        log::warning(*verdict.summary);
+        log::write(priority_, *verdict.summary);
     }
     if (verdict.log) {
-        log::warning(line);
+        log::write(priority_, line);
     }
 }
 
 void LogThrottle::write_summaries() {
     for (const auto& summary : take_summaries()) {
-        log::warning(summary);
+        log::write(priority_, summary);
     }
 }
 

@@ -1,8 +1,8 @@
 #pragma once
-// Caps the log lines one user's refusals can cause: a refused call is a
-// line, and a local user can make thousands a second. Each UID gets
-// kLinesPerWindow lines per window; what it causes beyond that is counted,
-// and said in one summary line once the window has ended.
+// Caps the log lines one user can cause of one kind (refusals, changes):
+// each is a line, and a local user can make thousands a second. Each UID
+// gets kLinesPerWindow lines per window; what it causes beyond that is
+// counted, and said in one summary line once the window has ended.
 
 #include <cstddef>
 #include <cstdint>
@@ -10,9 +10,11 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "daemon/clock.hpp"
+#include "daemon/log.hpp"
 
 namespace apikeyd {
 
@@ -30,17 +32,19 @@ class LogThrottle {
         std::optional<std::string> summary;
     };
 
-    explicit LogThrottle(const Clock& clock) : clock_(clock) {}
+    // `what` names the lines in summaries ("refusals"); they and the
+    // summaries are written at `priority`.
+    LogThrottle(const Clock& clock, std::string what, log::Priority priority)
+        : clock_(clock), what_(std::move(what)), priority_(priority) {}
 
     // Whether a refusal line for `uid` may be written now.
     Verdict allow(uint32_t uid);
     // The summaries of windows that have ended, and forgets those UIDs.
     std::vector<std::string> take_summaries();
 
-    // Writes `line` at warning priority if allow(uid) lets it, after the
-    // summary of the UID's last window.
-    void warning(uint32_t uid, std::string_view line);
-    // Writes take_summaries() at warning priority.
+    // Writes `line` if allow(uid) lets it, after the summary of the UID's
+    // last window.
+    void write(uint32_t uid, std::string_view line);
     void write_summaries();
 
   private:
@@ -49,9 +53,11 @@ class LogThrottle {
         uint32_t lines = 0;
         uint64_t suppressed = 0;
     };
-    static std::string summary(const std::string& who, uint64_t suppressed);
+    std::string summary(const std::string& who, uint64_t suppressed) const;
 
     const Clock& clock_;
+    std::string what_;
+    log::Priority priority_;
     std::unordered_map<uint32_t, Window> windows_;
     uint64_t untracked_suppressed_ = 0;
 };

@@ -273,6 +273,33 @@ TEST_F(Hygiene, ARefusalLoopWritesABoundedNumberOfLines) {
     EXPECT_LE(refusals, 20u) << "LogThrottle::kLinesPerWindow lines per user and minute";
 }
 
+TEST_F(Hygiene, AChangeLoopByAUserWritesABoundedNumberOfLines) {
+    const std::string address = bus().address();
+    const auto outcome = run_as_nobody([&] {
+        auto client = client::Client::connect_address(address);
+        const auto key = client.create_key("flip", "", {"read"}, {});
+        for (int i = 0; i < 200; ++i) {
+            client.update_key(key.id, {{"name", std::string(i % 2 ? "flip" : "flop")}});
+        }
+        return nlohmann::json();
+    });
+    ASSERT_TRUE(outcome.ok) << outcome.error;
+    const auto root_key = root().create_key("admin's", "", {"read"}, {});
+    root().revoke_key(root_key.id, "");
+    daemon().stop();
+    std::istringstream lines(daemon().log());
+    std::string line;
+    size_t changes = 0;
+    size_t roots = 0;
+    while (std::getline(lines, line)) {
+        changes += line.starts_with("<5>event=") && line.find(" uid=65534 ") != std::string::npos;
+        roots += line.starts_with("<5>event=") && line.find(" uid=0 ") != std::string::npos;
+    }
+    EXPECT_GE(changes, 1u) << "no change logged at all: the check would prove nothing";
+    EXPECT_LE(changes, 20u) << "LogThrottle::kLinesPerWindow lines per user and minute";
+    EXPECT_EQ(roots, 2u) << "root's create and revoke are always logged";
+}
+
 TEST_F(Hygiene, StateFilesAreTheOwnersAlone) {
     exercise();
     const auto state = daemon().state_dir();

@@ -20,7 +20,7 @@ uint32_t logged_of(LogThrottle& throttle, uint32_t uid, uint32_t count) {
 
 TEST(LogThrottle, LetsAUserWriteItsShareThenCountsAndSummarises) {
     test::FakeClock clock;
-    LogThrottle throttle(clock);
+    LogThrottle throttle(clock, "refusals", log::Priority::Warning);
     EXPECT_EQ(logged_of(throttle, 1000, 1000), LogThrottle::kLinesPerWindow);
     EXPECT_TRUE(throttle.take_summaries().empty()) << "the window has not ended";
 
@@ -34,14 +34,14 @@ TEST(LogThrottle, LetsAUserWriteItsShareThenCountsAndSummarises) {
 
 TEST(LogThrottle, OneUsersFloodLeavesOthersTheirShare) {
     test::FakeClock clock;
-    LogThrottle throttle(clock);
+    LogThrottle throttle(clock, "refusals", log::Priority::Warning);
     EXPECT_EQ(logged_of(throttle, 1000, 500), LogThrottle::kLinesPerWindow);
     EXPECT_EQ(logged_of(throttle, 1001, 3), 3u);
 }
 
 TEST(LogThrottle, ANewWindowOpensWithLastWindowsSummary) {
     test::FakeClock clock;
-    LogThrottle throttle(clock);
+    LogThrottle throttle(clock, "refusals", log::Priority::Warning);
     logged_of(throttle, 7, LogThrottle::kLinesPerWindow + 2);
     clock.advance_sec(LogThrottle::kWindowUsec / kUsecPerSec + 1);
     const auto verdict = throttle.allow(7);
@@ -52,7 +52,7 @@ TEST(LogThrottle, ANewWindowOpensWithLastWindowsSummary) {
 
 TEST(LogThrottle, FollowsABoundedNumberOfUsers) {
     test::FakeClock clock;
-    LogThrottle throttle(clock);
+    LogThrottle throttle(clock, "refusals", log::Priority::Warning);
     for (uint32_t uid = 0; uid < LogThrottle::kMaxUids; ++uid) {
         ASSERT_TRUE(throttle.allow(uid).log);
     }
