@@ -31,10 +31,14 @@ bool UidBudget::spent(uint32_t uid) {
 }
 
 bool UidBudget::try_spend(uint32_t uid) {
-    if (spent(uid)) {
+    if (buckets_.size() >= kMaxTrackedCallers) {
+        forget_idle_callers();
+    }
+    Bucket& bucket = refreshed(uid);
+    if (bucket.tokens < 1.0) {
         return false;
     }
-    spend(uid);
+    bucket.tokens -= 1.0;
     return true;
 }
 
